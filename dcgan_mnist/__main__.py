@@ -1,0 +1,36 @@
+"""`python -m dcgan_mnist COMMAND ...`: the tools beside training (which stays `python train.py`)."""
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("dcgan_mnist.train", "train the model (same as python train.py)"),
+    "compare": ("dcgan_mnist.compare", "prove numerical parity with a checkout of the original"),
+    "shapes": ("dcgan_mnist.shapes", "print every layer's shape, read from the built graph"),
+    "generate": ("dcgan_mnist.generate", "draw a class-ordered grid of digits from a trained run"),
+    "gif": ("dcgan_mnist.gif", "turn the vis/ sample series into an animated GIF"),
+    "evaluate": ("dcgan_mnist.evaluate", "score a trained generator (NNC/NND, judge accuracy, Frechet distance)"),
+    "bench": ("dcgan_mnist.bench", "time the real training loop"),
+}
+
+
+def usage():
+    lines = ["usage: python -m dcgan_mnist COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "python -m dcgan_mnist COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

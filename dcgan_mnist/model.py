@@ -1,0 +1,194 @@
+"""The conditional DCGAN of the original model.py, op for op.
+
+Every layer, constant and variable is the original's; the only additions are that each
+intermediate tensor is recorded in ``DCGAN.layers`` (for the shape tools and tests), that the
+network bodies take their weights and batch size as arguments (so the sampler and the training
+loop reuse one definition), and the opt-in ``loss='stable'`` switch.
+"""
+import tensorflow as _tf
+
+tf = _tf.compat.v1
+
+LOSSES = ("clipped", "stable")
+
+
+def batchnormalize(X, eps=1e-8, g=None, b=None):
+    """Normalise with the statistics of this batch only (no running averages)."""
+    if X.get_shape().ndims == 4:
+        axes, param_shape = [0, 1, 2], [1, 1, 1, -1]
+    elif X.get_shape().ndims == 2:
+        axes, param_shape = 0, [1, -1]
+    else:
+        raise NotImplementedError
+    mean = tf.reduce_mean(X, axes)
+    std = tf.reduce_mean(tf.square(X - mean), axes)
+    X = (X - mean) / tf.sqrt(std + eps)
+    if g is not None and b is not None:
+        X = X * tf.reshape(g, param_shape) + tf.reshape(b, param_shape)
+    return X
+
+
+def lrelu(X, leak=0.2):
+    f1 = 0.5 * (1 + leak)
+    f2 = 0.5 * (1 - leak)
+    return f1 * X + f2 * tf.abs(X)
+
+
+def bce(o, t, clip=True):
+    """Mean sigmoid cross-entropy of logits ``o`` against targets ``t``.
+
+    ``clip=True`` is the original: the *logits* are clipped to [1e-7, 1-1e-7], so every logit
+    outside that range gets a zero gradient (upstream issue #4). ``clip=False`` is the fix.
+    """
+    if clip:
+        o = tf.clip_by_value(o, 1e-7, 1. - 1e-7)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(logits=o, labels=t))
+
+
+class DCGAN():
+    def __init__(
+            self,
+            batch_size=100,
+            image_shape=[28, 28, 1],
+            dim_z=100,
+            dim_y=10,
+            dim_W1=1024,
+            dim_W2=128,
+            dim_W3=64,
+            dim_channel=1,
+            loss="clipped",
+            ):
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        self.batch_size = batch_size
+        self.image_shape = image_shape
+        self.dim_z = dim_z
+        self.dim_y = dim_y
+
+        self.dim_W1 = dim_W1
+        self.dim_W2 = dim_W2
+        self.dim_W3 = dim_W3
+        self.dim_channel = dim_channel
+        self.loss = loss
+        # (network call, step name, tensor) for every intermediate, in the order it was built.
+        self.layers = []
+
+        # Created in the original's order, so a graph seed gives the original's initial weights.
+        self.gen_W1 = tf.Variable(tf.random_normal([dim_z+dim_y, dim_W1], stddev=0.02), name='gen_W1')
+        self.gen_W2 = tf.Variable(tf.random_normal([dim_W1+dim_y, dim_W2*7*7], stddev=0.02), name='gen_W2')
+        self.gen_W3 = tf.Variable(tf.random_normal([5, 5, dim_W3, dim_W2+dim_y], stddev=0.02), name='gen_W3')
+        self.gen_W4 = tf.Variable(tf.random_normal([5, 5, dim_channel, dim_W3+dim_y], stddev=0.02), name='gen_W4')
+
+        self.discrim_W1 = tf.Variable(tf.random_normal([5, 5, dim_channel+dim_y, dim_W3], stddev=0.02), name='discrim_W1')
+        self.discrim_W2 = tf.Variable(tf.random_normal([5, 5, dim_W3+dim_y, dim_W2], stddev=0.02), name='discrim_W2')
+        self.discrim_W3 = tf.Variable(tf.random_normal([dim_W2*7*7+dim_y, dim_W1], stddev=0.02), name='discrim_W3')
+        self.discrim_W4 = tf.Variable(tf.random_normal([dim_W1+dim_y, 1], stddev=0.02), name='discrim_W4')
+
+    @property
+    def gen_weights(self):
+        return [self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4]
+
+    @property
+    def discrim_weights(self):
+        return [self.discrim_W1, self.discrim_W2, self.discrim_W3, self.discrim_W4]
+
+    def build_model(self):
+        Z = tf.placeholder(tf.float32, [self.batch_size, self.dim_z])
+        Y = tf.placeholder(tf.float32, [self.batch_size, self.dim_y])
+
+        image_real = tf.placeholder(tf.float32, [self.batch_size]+self.image_shape)
+        h4 = self.generate(Z, Y)
+        image_gen = tf.nn.sigmoid(h4)
+        raw_real = self.discriminate(image_real, Y)
+        p_real = tf.nn.sigmoid(raw_real)
+        raw_gen = self.discriminate(image_gen, Y)
+        p_gen = tf.nn.sigmoid(raw_gen)
+        d_cost, g_cost = self.costs(raw_real, raw_gen)
+        return Z, Y, image_real, d_cost, g_cost, p_real, p_gen
+
+    def costs(self, raw_real, raw_gen):
+        """(discriminator cost, generator cost) from the two raw discriminator outputs."""
+        clip = self.loss == "clipped"
+        discrim_cost_real = bce(raw_real, tf.ones_like(raw_real), clip)
+        discrim_cost_gen = bce(raw_gen, tf.zeros_like(raw_gen), clip)
+        discrim_cost = discrim_cost_real + discrim_cost_gen
+        gen_cost = bce(raw_gen, tf.ones_like(raw_gen), clip)
+        return discrim_cost, gen_cost
+
+    def discriminate(self, image, Y, weights=None):
+        """Raw (pre-sigmoid) score. ``weights`` replaces discrim_W1..4, e.g. by post-update reads."""
+        return self._discriminate(image, Y, weights or self.discrim_weights, self.batch_size)
+
+    def generate(self, Z, Y, weights=None):
+        """Pre-sigmoid image. ``weights`` replaces gen_W1..4."""
+        return self._generate(Z, Y, weights or self.gen_weights, self.batch_size, "generate")
+
+    def samples_generator(self, batch_size):
+        Z = tf.placeholder(tf.float32, [batch_size, self.dim_z])
+        Y = tf.placeholder(tf.float32, [batch_size, self.dim_y])
+        h4 = self._generate(Z, Y, self.gen_weights, batch_size, "samples_generator")
+        x = self._tap("samples_generator", "sigmoid", tf.nn.sigmoid(h4))
+        return Z, Y, x
+
+    def _tap(self, call, step, tensor):
+        self.layers.append((call, step, tensor))
+        return tensor
+
+    def _call_name(self, base):
+        """'discriminate', then 'discriminate_1', ... so each call's layers stay apart."""
+        n = len({c for c, _, _ in self.layers if c == base or c.startswith(base + "_")})
+        return base if n == 0 else f"{base}_{n}"
+
+    def _discriminate(self, image, Y, weights, batch_size):
+        W1, W2, W3, W4 = weights
+        call = self._call_name("discriminate")
+        t = lambda step, tensor: self._tap(call, step, tensor)  # noqa: E731
+        with tf.name_scope(call):
+            yb = t("yb", tf.reshape(Y, tf.stack([batch_size, 1, 1, self.dim_y])))
+            X = t("concat_image_y", tf.concat(axis=3, values=[image, yb*tf.ones([batch_size, 28, 28, self.dim_y])]))
+
+            h1 = t("h1_conv", tf.nn.conv2d(X, W1, strides=[1, 2, 2, 1], padding='SAME'))
+            h1 = t("h1_lrelu", lrelu(h1))
+            h1 = t("h1_concat_y", tf.concat(axis=3, values=[h1, yb*tf.ones([batch_size, 14, 14, self.dim_y])]))
+
+            h2 = t("h2_conv", tf.nn.conv2d(h1, W2, strides=[1, 2, 2, 1], padding='SAME'))
+            h2 = t("h2_bn", batchnormalize(h2))
+            h2 = t("h2_lrelu", lrelu(h2))
+            h2 = t("h2_reshape", tf.reshape(h2, [batch_size, -1]))
+            h2 = t("h2_concat_y", tf.concat(axis=1, values=[h2, Y]))
+
+            h3 = t("h3_matmul", tf.matmul(h2, W3))
+            h3 = t("h3_bn", batchnormalize(h3))
+            h3 = t("h3_lrelu", lrelu(h3))
+            h3 = t("h3_concat_y", tf.concat(axis=1, values=[h3, Y]))
+
+            h4 = t("h4_matmul", tf.matmul(h3, W4))
+            h4 = t("h4_bn", batchnormalize(h4))
+            return t("h4_lrelu", lrelu(h4))
+
+    def _generate(self, Z, Y, weights, batch_size, base):
+        W1, W2, W3, W4 = weights
+        call = self._call_name(base)
+        t = lambda step, tensor: self._tap(call, step, tensor)  # noqa: E731
+        with tf.name_scope(call):
+            yb = t("yb", tf.reshape(Y, [batch_size, 1, 1, self.dim_y]))
+            Z = t("concat_z_y", tf.concat(axis=1, values=[Z, Y]))
+            h1 = t("h1_matmul", tf.matmul(Z, W1))
+            h1 = t("h1_bn", batchnormalize(h1))
+            h1 = t("h1_relu", tf.nn.relu(h1))
+            h1 = t("h1_concat_y", tf.concat(axis=1, values=[h1, Y]))
+
+            h2 = t("h2_matmul", tf.matmul(h1, W2))
+            h2 = t("h2_bn", batchnormalize(h2))
+            h2 = t("h2_relu", tf.nn.relu(h2))
+            h2 = t("h2_reshape", tf.reshape(h2, [batch_size, 7, 7, self.dim_W2]))
+            h2 = t("h2_concat_y", tf.concat(axis=3, values=[h2, yb*tf.ones([batch_size, 7, 7, self.dim_y])]))
+
+            output_shape_l3 = [batch_size, 14, 14, self.dim_W3]
+            h3 = t("h3_deconv", tf.nn.conv2d_transpose(h2, W3, output_shape=output_shape_l3, strides=[1, 2, 2, 1]))
+            h3 = t("h3_bn", batchnormalize(h3))
+            h3 = t("h3_relu", tf.nn.relu(h3))
+            h3 = t("h3_concat_y", tf.concat(axis=3, values=[h3, yb*tf.ones([batch_size, 14, 14, self.dim_y])]))
+
+            output_shape_l4 = [batch_size, 28, 28, self.dim_channel]
+            return t("h4_deconv", tf.nn.conv2d_transpose(h3, W4, output_shape=output_shape_l4, strides=[1, 2, 2, 1]))

@@ -1,0 +1,54 @@
+"""Shared fixtures: small synthetic MNIST-format data sets written as real IDX files."""
+import gzip
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def idx_bytes(array):
+    """Serialise a uint8 array in the IDX format (magic 0x0000080N, big-endian dims)."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = struct.pack(">I", 0x800 + array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    return header + array.tobytes()
+
+
+def synthetic_digits(n, seed=0):
+    """Learnable stand-ins for digits: class c is a bright bar at a class-specific place, plus noise."""
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(10, size=n).astype(np.uint8)
+    images = (rng.rand(n, 28, 28) * 40).astype(np.uint8)
+    for i, c in enumerate(labels):
+        row = 2 + 2 * c
+        images[i, row:row + 3, 4:24] = 255
+        images[i, 4:24, row:row + 3] = 200
+    return images, labels
+
+
+def write_mnist(directory, n_train=300, n_test=100, gz=False, seed=0):
+    """Write the four MNIST files (raw or .gz) into ``directory``; return the arrays."""
+    os.makedirs(directory, exist_ok=True)
+    tr_x, tr_y = synthetic_digits(n_train, seed)
+    te_x, te_y = synthetic_digits(n_test, seed + 1)
+    for name, array in zip(FILES, (tr_x, tr_y, te_x, te_y)):
+        data = idx_bytes(array)
+        path = os.path.join(directory, name + (".gz" if gz else ""))
+        with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+            f.write(data)
+    return tr_x, tr_y, te_x, te_y
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    """A data directory with 300 training and 100 test images in the original's raw layout."""
+    directory = tmp_path / "data"
+    write_mnist(str(directory))
+    return str(directory)

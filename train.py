@@ -1,0 +1,5 @@
+"""Entry point with the original's name: `python train.py [flags]` (see `python train.py --help`)."""
+from dcgan_mnist.train import main
+
+if __name__ == "__main__":
+    main()

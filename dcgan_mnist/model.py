@@ -74,15 +74,18 @@ class DCGAN():
         self.layers = []
 
         # Created in the original's order, so a graph seed gives the original's initial weights.
-        self.gen_W1 = tf.Variable(tf.random_normal([dim_z+dim_y, dim_W1], stddev=0.02), name='gen_W1')
-        self.gen_W2 = tf.Variable(tf.random_normal([dim_W1+dim_y, dim_W2*7*7], stddev=0.02), name='gen_W2')
-        self.gen_W3 = tf.Variable(tf.random_normal([5, 5, dim_W3, dim_W2+dim_y], stddev=0.02), name='gen_W3')
-        self.gen_W4 = tf.Variable(tf.random_normal([5, 5, dim_channel, dim_W3+dim_y], stddev=0.02), name='gen_W4')
+        def weight(shape, name):
+            return tf.Variable(tf.random_normal(shape, stddev=0.02), name=name)
 
-        self.discrim_W1 = tf.Variable(tf.random_normal([5, 5, dim_channel+dim_y, dim_W3], stddev=0.02), name='discrim_W1')
-        self.discrim_W2 = tf.Variable(tf.random_normal([5, 5, dim_W3+dim_y, dim_W2], stddev=0.02), name='discrim_W2')
-        self.discrim_W3 = tf.Variable(tf.random_normal([dim_W2*7*7+dim_y, dim_W1], stddev=0.02), name='discrim_W3')
-        self.discrim_W4 = tf.Variable(tf.random_normal([dim_W1+dim_y, 1], stddev=0.02), name='discrim_W4')
+        self.gen_W1 = weight([dim_z+dim_y, dim_W1], 'gen_W1')
+        self.gen_W2 = weight([dim_W1+dim_y, dim_W2*7*7], 'gen_W2')
+        self.gen_W3 = weight([5, 5, dim_W3, dim_W2+dim_y], 'gen_W3')
+        self.gen_W4 = weight([5, 5, dim_channel, dim_W3+dim_y], 'gen_W4')
+
+        self.discrim_W1 = weight([5, 5, dim_channel+dim_y, dim_W3], 'discrim_W1')
+        self.discrim_W2 = weight([5, 5, dim_W3+dim_y, dim_W2], 'discrim_W2')
+        self.discrim_W3 = weight([dim_W2*7*7+dim_y, dim_W1], 'discrim_W3')
+        self.discrim_W4 = weight([dim_W1+dim_y, 1], 'discrim_W4')
 
     @property
     def gen_weights(self):

@@ -108,7 +108,8 @@ def parse_settings(argv=None):
 
 
 # Settings that define the run; --resume takes these from the run's settings.json.
-RUN_DEFINING = [name for name, _, _ in ORIGINAL_SETTINGS] + ["dataset", "data_dir", "valid_size", "seed", "loss", "vis_dir"]
+RUN_DEFINING = [name for name, _, _ in ORIGINAL_SETTINGS] + [
+    "dataset", "data_dir", "valid_size", "seed", "loss", "vis_dir"]
 
 
 def save(settings, path):

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from . import checkpoint, settings as settings_module
+from . import checkpoint
+from . import settings as settings_module
 from .graph import TrainingGraph
 from .load import DataError, load_dataset
 from .model import DCGAN, tf
@@ -60,17 +61,25 @@ class StopRequest:
 
     def __init__(self):
         self.signal = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _handle(self, signum, frame):
         self.signal = signum
+
+    def release(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv=None):
     s = settings_module.parse_settings(argv)
     if s.resume:
         s = resolve_resume(s)
+    with tf.Graph().as_default():
+        train(s)
+
+
+def train(s):
     # Fail on unwritable output before loading data and training, not after an hour.
     ensure_dir(s.run_dir, "run directory")
     ensure_dir(checkpoint.checkpoint_dir(s.run_dir), "checkpoint directory")
@@ -128,13 +137,18 @@ def main(argv=None):
             return
         last_saved = (iterations, epoch, batch)
         state.store(sess, iterations, epoch, batch, order, Z_np_sample, Y_np_sample)
-        checkpoint.save(saver, sess, s.run_dir, iterations)
+        try:
+            checkpoint.save(saver, sess, s.run_dir, iterations)
+        except (tf.errors.OpError, OSError) as e:
+            finish(4, f"error: writing the checkpoint of iteration {iterations} failed ({e}); the previous "
+                      f"checkpoint {checkpoint.latest(s.run_dir)} is kept")
         metrics.flush()
         events.flush()
 
     def finish(status, message=None):
         if message:
             print(message, file=sys.stderr)
+        stop.release()
         metrics.close()
         events.close()
         sess.close()

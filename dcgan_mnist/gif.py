@@ -1,0 +1,56 @@
+"""Turn the training run's sample series (vis/sample_NNNN.jpg) into one animated GIF.
+
+    python -m dcgan_mnist gif --vis-dir vis --out progress.gif
+"""
+import argparse
+import os
+import re
+
+from PIL import Image
+
+from .util import ensure_dir
+
+SAMPLE_NAME = re.compile(r"sample_(\d+)\.jpg")
+
+
+def sample_files(vis_dir):
+    """Paths of vis_dir's sample_N.jpg in the order N counts (past 9999 the names outgrow %04d)."""
+    numbered = [(int(m.group(1)), name) for name in os.listdir(vis_dir) if (m := SAMPLE_NAME.fullmatch(name))]
+    return [os.path.join(vis_dir, name) for _, name in sorted(numbered)]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m dcgan_mnist gif",
+        description="Make an animated GIF with one frame per vis/sample_N.jpg, in training order, looping forever.")
+    p.add_argument("--vis-dir", default="vis",
+                   help="folder of the sample_N.jpg grids written during training (default: vis)")
+    p.add_argument("--duration", type=int, default=200, help="milliseconds each frame is shown (default: 200)")
+    p.add_argument("--out", required=True, metavar="FILE.gif", help="the animated GIF to write")
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.duration <= 0:
+        parser.error(f"--duration must be positive, got {args.duration}")
+    if not os.path.isdir(args.vis_dir):
+        raise SystemExit(f"error: --vis-dir {args.vis_dir!r} is not a folder")
+    paths = sample_files(args.vis_dir)
+    if not paths:
+        raise SystemExit(f"error: --vis-dir {args.vis_dir!r} has no sample_N.jpg files; train first "
+                         f"(train.py writes one every --step iterations)")
+
+    # The grids are grey; as 'L' frames the GIF keeps every grey level instead of a dithered colour palette.
+    frames = [Image.open(path).convert("L") for path in paths]
+    for path, frame in zip(paths, frames):
+        if frame.size != frames[0].size:
+            raise SystemExit(f"error: {path} is {frame.size[0]}x{frame.size[1]} but {paths[0]} is "
+                             f"{frames[0].size[0]}x{frames[0].size[1]}; one GIF needs one frame size")
+    if os.path.dirname(args.out):
+        ensure_dir(os.path.dirname(args.out), "output folder")
+    # Pillow folds a frame identical to the one before it into that frame, adding up their durations.
+    frames[0].save(args.out, format="GIF", save_all=True, append_images=frames[1:], duration=args.duration, loop=0)
+    print(f"wrote {args.out}: one frame per sample file of {args.vis_dir} ({len(frames)}), {args.duration} ms each")
+    return 0

@@ -1,0 +1,139 @@
+"""python -m dcgan_mnist generate: grid layout, labels, seeds, interpolation and its errors."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from PIL import Image
+
+from dcgan_mnist import generate, settings
+from dcgan_mnist.model import DCGAN, tf
+from dcgan_mnist.restore import TrainedGenerator
+from dcgan_mnist.util import OneHot, grid_image
+
+DIM_Z = 8
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory as train.py leaves it (settings.json + checkpoints/), with an untrained small model."""
+    run = tmp_path_factory.mktemp("run")
+    s = settings.build_parser().parse_args(["--batch-size", "4", "--dim-z", str(DIM_Z), "--dim-W1", "16",
+                                            "--dim-W2", "8", "--dim-W3", "4", "--run-dir", str(run)])
+    settings.save(s, str(run / "settings.json"))
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        DCGAN(batch_size=4, dim_z=DIM_Z, dim_W1=16, dim_W2=8, dim_W3=4)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver().save(sess, str(run / "checkpoints" / "ckpt"), global_step=7)
+    return str(run)
+
+
+def run_generate(run_dir, out_dir, name, *flags):
+    png, npz = os.path.join(out_dir, name + ".png"), os.path.join(out_dir, name + ".npz")
+    assert generate.main(["--checkpoint", run_dir, "--out", png, "--npz", npz, *flags]) == 0
+    with np.load(npz) as f:
+        return Image.open(png), dict(f)
+
+
+def test_grid_rows_follow_digits_in_order(run_dir, tmp_path):
+    png, raw = run_generate(run_dir, tmp_path, "grid", "--digits", "3,0,7", "--per-digit", "5", "--seed", "1")
+
+    assert png.size == (28 * 5, 28 * 3)
+    assert raw["images"].shape == (15, 28, 28) and raw["images"].dtype == np.float32
+    assert raw["z"].shape == (15, DIM_Z)
+    np.testing.assert_array_equal(raw["labels"], [3] * 5 + [0] * 5 + [7] * 5)
+    assert raw["images"].min() >= 0 and raw["images"].max() <= 1
+    # The picture is exactly these samples, row-major, through the one grid writer.
+    np.testing.assert_array_equal(np.asarray(png), np.asarray(grid_image(raw["images"][..., None], (3, 5))))
+    # Each sample is what the generator draws for its saved z and label (the whole grid as one batch).
+    generator = TrainedGenerator(run_dir)
+    redrawn = generator.sample(raw["z"], OneHot(raw["labels"], 10))[..., 0]
+    generator.close()
+    np.testing.assert_allclose(raw["images"], redrawn, atol=1e-6)
+
+
+def test_z_is_uniform_from_the_seed(run_dir, tmp_path):
+    _, raw = run_generate(run_dir, tmp_path, "grid", "--digits", "2-4", "--per-digit", "4", "--seed", "5")
+    np.testing.assert_array_equal(raw["z"], np.random.RandomState(5).uniform(-1, 1, size=(12, DIM_Z)))
+
+
+def test_same_seed_same_samples_other_seed_other_samples(run_dir, tmp_path):
+    _, first = run_generate(run_dir, tmp_path, "a", "--digits", "1,4", "--per-digit", "3", "--seed", "9")
+    _, again = run_generate(run_dir, tmp_path, "b", "--digits", "1,4", "--per-digit", "3", "--seed", "9")
+    _, other = run_generate(run_dir, tmp_path, "c", "--digits", "1,4", "--per-digit", "3", "--seed", "10")
+    for key in ("images", "labels", "z"):
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["z"], other["z"])
+    assert not np.allclose(first["images"], other["images"])
+
+
+def test_interpolation_walks_between_the_plain_grids_first_two_z(run_dir, tmp_path):
+    _, plain = run_generate(run_dir, tmp_path, "plain", "--digits", "5,6", "--per-digit", "6", "--seed", "3")
+    png, walk = run_generate(run_dir, tmp_path, "walk", "--digits", "5,6", "--per-digit", "6", "--seed", "3",
+                             "--interpolate")
+    start, end = plain["z"][0], plain["z"][1]
+    expected_row = np.stack([start + k / 5 * (end - start) for k in range(6)])
+    z = walk["z"].reshape(2, 6, DIM_Z)
+    np.testing.assert_allclose(z[0], expected_row, atol=1e-12)
+    np.testing.assert_array_equal(z[0], z[1])  # every digit walks the same path
+    np.testing.assert_array_equal(z[:, 0], [start, start])
+    np.testing.assert_array_equal(z[:, -1], [end, end])
+    np.testing.assert_array_equal(walk["labels"], [5] * 6 + [6] * 6)
+    assert png.size == (28 * 6, 28 * 2)
+    assert walk["images"].min() >= 0 and walk["images"].max() <= 1
+
+
+@pytest.mark.parametrize("text, digits", [
+    ("0-9", list(range(10))), ("3", [3]), ("1,4,7", [1, 4, 7]), ("2-5,8", [2, 3, 4, 5, 8]), ("9,0", [9, 0]),
+    (" 7 , 1-2 ", [7, 1, 2]),
+])
+def test_parse_digits(text, digits):
+    assert generate.parse_digits(text) == digits
+
+
+def test_default_is_every_digit_twenty_each():
+    args = generate.build_parser().parse_args(["--checkpoint", "r", "--out", "x.png"])
+    assert args.digits == list(range(10)) and args.per_digit == 20
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--digits", "1-12"], "--digits: digits run from 0 to 9, got '1-12'"),
+    (["--digits", "10"], "--digits: digits run from 0 to 9"),
+    (["--digits", "a"], "--digits: 'a' is not a digit or a range"),
+    (["--digits", "5-3"], "--digits: range '5-3' runs backwards"),
+    (["--digits", "3,3"], "--digits: digit 3 is listed twice"),
+    (["--digits", "2-5,4"], "--digits: digit 4 is listed twice"),
+    (["--digits", "1,,2"], "--digits: '' is not a digit"),
+    (["--per-digit", "0"], "--per-digit: must be positive, got 0"),
+    (["--interpolate", "--per-digit", "1"], "--interpolate needs --per-digit of 2 or more"),
+    (["--out", "grid.xyz"], "--out 'grid.xyz': unknown picture format '.xyz'"),
+])
+def test_bad_flags_are_named(flags, message, tmp_path, capsys):
+    argv = ["--checkpoint", str(tmp_path), "--out", str(tmp_path / "g.png"), *flags]
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_not_a_run_dir_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="--checkpoint .*no settings.json"):
+        generate.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "g.png")])
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_command_line_end_to_end(run_dir, tmp_path):
+    out, npz = tmp_path / "pictures" / "digits.png", tmp_path / "digits.npz"
+    result = subprocess.run([sys.executable, "-m", "dcgan_mnist", "generate", "--checkpoint", run_dir,
+                             "--digits", "8,1", "--per-digit", "4", "--seed", "2", "--out", str(out),
+                             "--npz", str(npz)],
+                            check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}: digits 8,1, 4 samples each, seed 2" in result.stdout
+    assert Image.open(out).size == (28 * 4, 28 * 2)
+    with np.load(npz) as raw:
+        np.testing.assert_array_equal(raw["labels"], [8, 8, 8, 8, 1, 1, 1, 1])

@@ -1,0 +1,70 @@
+"""python -m dcgan_mnist gif: one frame per vis/sample_N.jpg, in numeric order."""
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from dcgan_mnist import gif
+from dcgan_mnist.util import save_visualization
+
+
+def write_samples(vis_dir, numbers):
+    """sample_N.jpg grids (named as train.py names them), brighter as N grows; returns {N: grey pixels}."""
+    vis_dir.mkdir(exist_ok=True)
+    levels = {}
+    for rank, number in enumerate(sorted(numbers)):
+        grid = np.zeros((4, 28, 28, 1))
+        grid[:, :14] = 0.1 + 0.2 * rank  # half dark, half this level, so min-max scaling keeps the difference
+        grid[0, 0, 0] = 1.0
+        path = vis_dir / f"sample_{number:04d}.jpg"
+        save_visualization(grid, (2, 2), str(path))
+        levels[number] = np.asarray(Image.open(path).convert("L"))
+    return levels
+
+
+def test_one_frame_per_sample_file_in_numeric_order(tmp_path):
+    vis = tmp_path / "vis"
+    levels = write_samples(vis, [0, 1, 9999, 10000])  # 10000 sorts before 9999 as text
+    (vis / "sample.jpg").write_bytes(b"")  # not part of the series
+    (vis / "notes.txt").write_text("x")
+    out = tmp_path / "progress.gif"
+
+    assert gif.main(["--vis-dir", str(vis), "--out", str(out), "--duration", "150"]) == 0
+
+    animation = Image.open(out)
+    assert animation.n_frames == 4
+    assert animation.info["loop"] == 0
+    frames = [np.asarray(frame.convert("L")) for frame in ImageSequence.Iterator(animation)]
+    for frame, number in zip(frames, [0, 1, 9999, 10000]):
+        np.testing.assert_array_equal(frame, levels[number])
+    animation.seek(2)
+    assert animation.info["duration"] == 150
+
+
+def test_default_vis_dir(tmp_path, monkeypatch):
+    write_samples(tmp_path / "vis", [0, 1])
+    monkeypatch.chdir(tmp_path)
+    assert gif.main(["--out", "progress.gif"]) == 0
+    assert Image.open(tmp_path / "progress.gif").n_frames == 2
+
+
+def test_empty_or_missing_folder_is_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="--vis-dir '.*empty' has no sample_N.jpg files"):
+        gif.main(["--vis-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "a.gif")])
+    with pytest.raises(SystemExit, match="--vis-dir '.*missing' is not a folder"):
+        gif.main(["--vis-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "a.gif")])
+    assert not (tmp_path / "a.gif").exists()
+
+
+def test_frames_of_different_sizes_are_refused(tmp_path):
+    vis = tmp_path / "vis"
+    write_samples(vis, [0])
+    save_visualization(np.random.RandomState(0).rand(9, 28, 28, 1), (3, 3), str(vis / "sample_0001.jpg"))
+    with pytest.raises(SystemExit, match="sample_0001.jpg is 84x84 but .*sample_0000.jpg is 56x56"):
+        gif.main(["--vis-dir", str(vis), "--out", str(tmp_path / "a.gif")])
+
+
+def test_duration_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        gif.main(["--vis-dir", str(tmp_path), "--out", str(tmp_path / "a.gif"), "--duration", "0"])
+    assert "--duration must be positive, got 0" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import os
 import time
 
 import numpy as np
+
 from .model import tf
 from .util import grid_image
 

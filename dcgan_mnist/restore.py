@@ -1,7 +1,8 @@
 """Rebuild a trained generator from a run directory (settings.json + latest checkpoint)."""
 import os
 
-from . import checkpoint, settings as settings_module
+from . import checkpoint
+from . import settings as settings_module
 from .model import DCGAN, tf
 
 DIM_Y = 10

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
-# Set up a virtualenv in .venv (once) and run the test suite. The README's test command.
+# Set up .venv, lint, and run the test suite. The README's test command; CI runs it too.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]' ruff
+source "$(dirname "$0")/setup.sh"
+.venv/bin/python -m pip install --quiet ruff
 .venv/bin/ruff check .
 .venv/bin/python -m pytest -q "$@"

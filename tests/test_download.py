@@ -1,0 +1,171 @@
+"""The MNIST download, against a local HTTP server on 127.0.0.1 and file:// URLs (never the network)."""
+import functools
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import threading
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FILES, write_mnist
+
+from dcgan_mnist import load
+from dcgan_mnist.load import DataError
+
+GZ_NAMES = sorted(name + ".gz" for name in FILES)
+
+
+class MirrorHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from a folder; under /cut/ it promises the whole file but sends only half."""
+
+    def do_GET(self):
+        if not self.path.startswith("/cut/"):
+            return super().do_GET()
+        data = Path(self.directory, "good", self.path[len("/cut/"):]).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:len(data) // 2])
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A local HTTP server with a good mirror (good/), one serving a wrong train-labels file (bad/),
+    and an empty one (empty/). Yields its base URL, root folder, the SHA-256 of each file in good/
+    and the arrays written there."""
+    root = tmp_path_factory.mktemp("www")
+    arrays = write_mnist(str(root / "good"), 40, 10, gz=True)
+    shutil.copytree(root / "good", root / "bad")
+    write_mnist(str(root / "other"), 40, 10, gz=True, seed=9)
+    shutil.copy(root / "other" / (FILES[1] + ".gz"), root / "bad" / (FILES[1] + ".gz"))
+    (root / "empty").mkdir()
+    hashes = {name: sha256_of(root / "good" / name) for name in GZ_NAMES}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(MirrorHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield types.SimpleNamespace(base=f"http://127.0.0.1:{server.server_port}/", root=root, hashes=hashes,
+                                arrays=arrays)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def closed_port_url():
+    """A URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def assert_good_download(target, mirror):
+    assert sorted(os.listdir(target)) == GZ_NAMES  # no temporary folder or partial file left over
+    for name in GZ_NAMES:
+        assert sha256_of(os.path.join(target, name)) == mirror.hashes[name]
+    tr_x, tr_y, te_x, te_y = mirror.arrays
+    trX, teX, trY, teY = load.mnist(str(target))
+    np.testing.assert_array_equal(trX, tr_x.reshape(40, 784))
+    np.testing.assert_array_equal(teX, te_x.reshape(10, 784))
+    np.testing.assert_array_equal(trY, tr_y)
+    np.testing.assert_array_equal(teY, te_y)
+
+
+def test_download_into_a_relative_folder_lands_verified_files(mirror, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    load.download_mnist("data/", mirrors=[mirror.base + "good/"], hashes=mirror.hashes)
+    assert_good_download(tmp_path / "data", mirror)
+
+
+def test_file_urls_work_as_mirrors(mirror, tmp_path):
+    file_url = (mirror.root / "good").as_uri() + "/"
+    load.download_mnist(str(tmp_path / "data"), mirrors=[file_url], hashes=mirror.hashes)
+    assert_good_download(tmp_path / "data", mirror)
+
+
+def test_checksum_mismatch_leaves_no_file_behind(mirror, tmp_path):
+    target = tmp_path / "data"
+    with pytest.raises(DataError) as e:
+        load.download_mnist(str(target), mirrors=[mirror.base + "bad/"], hashes=mirror.hashes)
+    assert f"{mirror.base}bad/{FILES[1]}.gz" in str(e.value)
+    assert "hash does not match" in str(e.value)
+    # train-images was good but is not kept on its own: the set lands whole or not at all.
+    assert os.listdir(target) == []
+
+
+def test_cut_short_transfer_leaves_no_file_behind(mirror, tmp_path):
+    target = tmp_path / "data"
+    with pytest.raises(DataError):
+        load.download_mnist(str(target), mirrors=[mirror.base + "cut/"], hashes=mirror.hashes)
+    assert os.listdir(target) == []
+
+
+def test_failing_mirrors_are_skipped_for_the_next_one(mirror, tmp_path, closed_port_url):
+    mirrors = [closed_port_url] + [mirror.base + name for name in ("empty/", "cut/", "bad/", "good/")]
+    load.download_mnist(str(tmp_path / "data"), mirrors=mirrors, hashes=mirror.hashes)
+    assert_good_download(tmp_path / "data", mirror)
+
+
+def test_a_rejected_file_is_not_offered_to_the_next_mirror_as_a_local_copy(mirror, tmp_path, capsys):
+    load.download_mnist(str(tmp_path / "data"), mirrors=[mirror.base + "bad/", mirror.base + "good/"],
+                        hashes=mirror.hashes)
+    out = capsys.readouterr().out
+    assert f"Downloading data from {mirror.base}good/{FILES[1]}.gz" in out
+    assert "local file was found" not in out
+    assert_good_download(tmp_path / "data", mirror)
+
+
+def test_all_mirrors_down_says_which_files_to_put_where(mirror, tmp_path, closed_port_url):
+    target = str(tmp_path / "data")
+    with pytest.raises(DataError) as e:
+        load.download_mnist(target, mirrors=[closed_port_url, mirror.base + "empty/"], hashes=mirror.hashes)
+    message = str(e.value)
+    assert f"could not download MNIST into {target}" in message
+    assert f"{closed_port_url}{FILES[0]}.gz" in message and f"{mirror.base}empty/{FILES[0]}.gz" in message
+    assert f"Put the four MNIST files {', '.join(FILES)} in {target}" in message
+    assert "raw or gzip-compressed (.gz)" in message
+    assert os.listdir(target) == []
+
+
+def test_unwritable_target_is_a_data_error(tmp_path, mirror):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_bytes(b"")
+    with pytest.raises(DataError) as e:
+        load.download_mnist(str(not_a_folder), mirrors=[mirror.base + "good/"], hashes=mirror.hashes)
+    assert str(e.value).startswith(f"{not_a_folder}: cannot download into it")
+
+
+def test_load_dataset_downloads_mnist_into_a_missing_folder(mirror, tmp_path, monkeypatch):
+    local_download = functools.partial(load.download_mnist, mirrors=[mirror.base + "good/"], hashes=mirror.hashes)
+    monkeypatch.setattr(load, "download_mnist", local_download)
+    target = str(tmp_path / "new" / "data")
+    split = load.load_dataset("mnist", target, valid_size=15)
+    assert [a.shape for a in split] == [(25, 784), (15, 784), (10, 784), (25,), (15,), (10,)]
+    assert sorted(os.listdir(target)) == GZ_NAMES
+
+
+def test_fashion_mnist_is_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(load, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    monkeypatch.setattr(load, "download_mnist", lambda *a, **k: pytest.fail("downloaded Fashion-MNIST"))
+    with pytest.raises(DataError):
+        load.load_dataset("fashion-mnist", str(tmp_path / "data"))
+    assert not (tmp_path / "data").exists()
+
+
+def test_published_checksums_cover_the_four_files():
+    assert sorted(load.MNIST_SHA256) == GZ_NAMES
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in load.MNIST_SHA256.values())
+    assert all(m.startswith("https://") and m.endswith("/") for m in load.MIRRORS)

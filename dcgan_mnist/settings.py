@@ -63,6 +63,8 @@ def build_parser():
                    help="continue the run in RUN_DIR exactly where its last checkpoint stopped")
     g.add_argument("--eval-every-epoch", action="store_true",
                    help="score the generator (NNC/NND, judge accuracy, Frechet distance) after every epoch")
+    g.add_argument("--judge-dir", default=None,
+                   help="where the evaluation's digit classifier is cached (default: ~/.cache/dcgan-mnist/judge/...)")
 
     g = p.add_argument_group("control")
     g.add_argument("--seed", type=int, default=None,

@@ -1,0 +1,317 @@
+"""Score a trained generator against real data.
+
+    python -m dcgan_mnist evaluate --checkpoint RUN_DIR [--samples 10000] [--json]
+
+Three kinds of score, each also measured on real images as the reference (see docs/evaluation.md):
+- NNC and NND, as Newmu's dcgan_code defines them: a 1-nearest-neighbour classifier made of the
+  generated images (labelled with the digit they were conditioned on) classifies the validation
+  images (NNC = its accuracy), and NND is the mean Euclidean distance, on pixels in [0, 1], from each
+  validation image to its nearest generated image. Reference: training images in place of samples.
+- Judge accuracy: how often a CNN trained on real digits names the digit a sample was conditioned on.
+- Frechet distance between the judge's penultimate features of samples and of real test images.
+  Reference: training images against the test images.
+"""
+import argparse
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+from scipy import linalg
+from scipy.spatial.distance import cdist
+
+from . import judge as judge_module
+from .load import DataError, load_dataset, mnist, resolve_data_dir
+from .restore import TrainedGenerator
+from .util import OneHot
+
+DIM_Y = 10
+SMALL_SET = 1000  # Newmu reports NNC and NND at 1k and 10k samples
+SAMPLES_DURING_TRAINING = 1000
+EVAL_SEED = 0  # the default seed of the evaluation's own draws, and the one used during training
+# Distances held at once by the blockwise nearest-neighbour search: 8,000,000 float64s = 64 MB.
+DISTANCES_PER_BLOCK = 8_000_000
+
+
+def pixel_rows(images):
+    """float64 rows of 784 in [0, 1], the space the nearest-neighbour distances are measured in."""
+    return judge_module.unit_images(images).reshape(len(images), -1).astype(np.float64)
+
+
+def nearest_neighbours(queries, references, distances_per_block=DISTANCES_PER_BLOCK):
+    """For every query row, the index of its nearest reference row and the Euclidean distance to it.
+    Queries go through scipy's cdist a block at a time, so memory stays bounded whatever the sizes."""
+    block = max(1, distances_per_block // len(references))
+    index = np.empty(len(queries), dtype=np.int64)
+    distance = np.empty(len(queries))
+    for start in range(0, len(queries), block):
+        d = cdist(queries[start:start + block], references, "euclidean")
+        nearest = d.argmin(axis=1)
+        index[start:start + len(d)] = nearest
+        distance[start:start + len(d)] = d[np.arange(len(d)), nearest]
+    return index, distance
+
+
+def nnc_nnd(images, labels, valid_images, valid_labels):
+    """(NNC, NND) of a labelled image set against the validation images."""
+    index, distance = nearest_neighbours(pixel_rows(valid_images), pixel_rows(images))
+    return float(np.mean(labels[index] == valid_labels)), float(distance.mean())
+
+
+def frechet_distance(features_a, features_b):
+    """Frechet distance between Gaussians fitted to two feature sets [N, D]."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    with warnings.catch_warnings():
+        # A ReLU feature that is always 0 makes the product singular: sqrtm warns, yet its root is
+        # accurate; when it is not finite, a tiny ridge on both covariances makes it so.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(root).all():
+            ridge = 1e-6 * np.eye(len(cov_a))
+            root = linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root.real))
+
+
+def draw_samples(sample, n, chunk, dim_z, rng):
+    """``n`` images [n, 28, 28, 1] and their labels, uniform over the ten digits, z ~ uniform(-1, 1).
+
+    The generator normalises with the statistics of the batch it is given, so samples are drawn
+    ``chunk`` at a time (the run's visualize_dim, 196, the batch the original samples in); the last
+    batch is drawn full and cut, so every image comes from a batch of the same size."""
+    labels = rng.randint(DIM_Y, size=n)
+    images = []
+    for start in range(0, n, chunk):
+        wanted = labels[start:start + chunk]
+        batch_labels = np.concatenate([wanted, rng.randint(DIM_Y, size=chunk - len(wanted))])
+        z = rng.uniform(-1, 1, size=(chunk, dim_z))
+        images.append(sample(z, OneHot(batch_labels, DIM_Y))[:len(wanted)])
+    return np.concatenate(images), labels
+
+
+def judge_scores(probabilities, labels):
+    """How often the judge names the label, overall and per digit, and its mean confidence in what it names."""
+    correct = probabilities.argmax(axis=1) == labels
+    return {"judge_accuracy": float(correct.mean()),
+            "judge_accuracy_per_digit": [float(correct[labels == d].mean()) if np.any(labels == d) else None
+                                         for d in range(DIM_Y)],
+            "judge_confidence": float(probabilities.max(axis=1).mean())}
+
+
+def set_sizes(n, available=None):
+    """The set sizes NNC and NND are reported at: 1000 and n (at most ``available``)."""
+    n = n if available is None else min(n, available)
+    return sorted({min(SMALL_SET, n), n})
+
+
+def nearest_neighbour_scores(images, labels, valid, sizes):
+    """NNC and NND of the first n images for each n in ``sizes``; none without validation images."""
+    if len(valid[0]) == 0:
+        return []
+    return [dict(zip(("n", "nnc", "nnd"), (n, *nnc_nnd(images[:n], labels[:n], *valid)))) for n in sizes]
+
+
+def score(sample, n, chunk, dim_z, data, judge, rng):
+    """Every score of ``n`` generated images and of the real references. ``sample(z, y)`` draws
+    ``chunk`` images; ``data`` is (vaX, vaY, trX, trY, teX, teY); only ``rng`` is drawn from."""
+    vaX, vaY, trX, trY, teX, teY = data
+    valid = (vaX, vaY)
+    images, labels = draw_samples(sample, n, chunk, dim_z, rng)
+    real_rows = rng.permutation(len(trX))[:n]
+    test_probabilities, test_features = judge.classify(teX)
+    probabilities, features = judge.classify(images)
+    _, real_features = judge.classify(trX[real_rows])
+    generated = {"n": n, "nearest_neighbour": nearest_neighbour_scores(images, labels, valid, set_sizes(n)),
+                 **judge_scores(probabilities, labels), "frechet": frechet_distance(features, test_features)}
+    real_train = {"n": len(real_rows),
+                  "nearest_neighbour": nearest_neighbour_scores(trX[real_rows], trY[real_rows], valid,
+                                                                set_sizes(n, len(trX))),
+                  "frechet": frechet_distance(real_features, test_features)}
+    real_test = {"n": len(teX), **judge_scores(test_probabilities, teY)}
+    return {"generated": generated, "real_train": real_train, "real_test": real_test}
+
+
+def judge_for(dataset, data_dir, judge_dir=None, threads=0):
+    """The judge of a data set: trained on its whole training file and tested on its test file."""
+    trX, teX, trY, teY = mnist(resolve_data_dir(dataset, data_dir, download=False))
+    return judge_module.load_or_train(judge_dir or judge_module.default_root(), dataset, trX, trY, teX, teY,
+                                      threads=threads)
+
+
+def flat_scores(scores, prefix="eval"):
+    """{'eval/generated/nnc_1000': ..., ...}: the numbers of ``score``'s result as one flat dict."""
+    flat = {}
+    for group, values in scores.items():
+        for entry in values.get("nearest_neighbour", []):
+            flat[f"{prefix}/{group}/nnc_{entry['n']}"] = entry["nnc"]
+            flat[f"{prefix}/{group}/nnd_{entry['n']}"] = entry["nnd"]
+        for name in ("judge_accuracy", "judge_confidence", "frechet"):
+            if name in values:
+                flat[f"{prefix}/{group}/{name}"] = values[name]
+        for digit, value in enumerate(values.get("judge_accuracy_per_digit", [])):
+            flat[f"{prefix}/{group}/judge_accuracy_digit_{digit}"] = value
+    return flat
+
+
+def evaluate_during_training(sess, graph, s, epoch, iterations, data, metrics, events):
+    """train.py --eval-every-epoch: score the live generator and append the scores to metrics.jsonl
+    and TensorBoard under the last iteration done. Draws only from its own fixed-seed RNG (the same
+    z and labels every epoch), so the training's random numbers are untouched."""
+    judge = judge_for(s.dataset, s.data_dir, s.judge_dir, s.threads)
+    try:
+        scores = score(lambda z, y: graph.sample(sess, z, y), SAMPLES_DURING_TRAINING, s.visualize_dim, s.dim_z,
+                       data, judge, np.random.RandomState(EVAL_SEED))
+    finally:
+        judge.close()
+    last = iterations - 1
+    metrics.write({"iteration": last, "epoch": epoch, "eval": scores})
+    flat = flat_scores(scores)
+    events.scalars(last, flat)
+    metrics.flush()
+    events.flush()
+    generated = scores["generated"]
+    nn = "".join(f" | NNC@{e['n']} {e['nnc']:.4f} | NND@{e['n']} {e['nnd']:.3f}"
+                 for e in generated["nearest_neighbour"])
+    print(f"eval after epoch {epoch} (iteration {last}){nn} | judge accuracy {generated['judge_accuracy']:.4f} "
+          f"| Frechet {generated['frechet']:.3f}", flush=True)
+
+
+# ---- the command line ----
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m dcgan_mnist evaluate",
+        description="Score a trained generator: NNC/NND (Newmu's nearest-neighbour scores), the accuracy of a "
+                    "CNN judge on the samples, and the Frechet distance of its features; each beside the same "
+                    "score for real images. Details: docs/evaluation.md.")
+    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
+                   help="run directory written by train.py (its latest checkpoint is scored)")
+    p.add_argument("--samples", type=int, default=10000,
+                   help="generated images (default 10000); NNC and NND are reported at 1000 and at this many")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
+                   help="override the run's data set")
+    p.add_argument("--data-dir", default=None, help="override the run's data folder")
+    p.add_argument("--valid-size", type=int, default=None,
+                   help="override the run's validation size (another size is not the run's split)")
+    p.add_argument("--judge-dir", default=None,
+                   help="where judges are cached (default: $XDG_CACHE_HOME/dcgan-mnist/judge, ~/.cache/... "
+                        "when that is unset)")
+    p.add_argument("--seed", type=int, default=EVAL_SEED,
+                   help="seed of the evaluation's own draws: z, labels, real subsets (default 0)")
+    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (default 0: TensorFlow decides)")
+    return p
+
+
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.samples < 2:
+        parser.error(f"--samples must be at least 2 (a Frechet distance needs two samples), got {args.samples}")
+    if args.valid_size is not None and args.valid_size < 1:
+        parser.error(f"--valid-size must be at least 1 (NNC and NND score the validation images), "
+                     f"got {args.valid_size}")
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 or more, got {args.threads}")
+    return args
+
+
+def load_run_split(settings, args):
+    """The run's train/validation/test split (overridden by the flags), and whether it is the run's own.
+    The split is numpy's first random draw after seeding, so a seeded run's split is drawn again exactly;
+    an unseeded run's cannot be, and a fresh random split is used."""
+    dataset = args.dataset or settings["dataset"]
+    data_dir = args.data_dir if args.data_dir is not None else settings["data_dir"]
+    valid_size = args.valid_size if args.valid_size is not None else settings["valid_size"]
+    same_split = (settings["seed"] is not None and dataset == settings["dataset"]
+                  and valid_size == settings["valid_size"])
+    if settings["seed"] is not None:
+        np.random.seed(settings["seed"])
+    try:
+        data = load_dataset(dataset, data_dir, valid_size)
+        directory = resolve_data_dir(dataset, data_dir, download=False)
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    if not same_split:
+        why = "was not seeded" if settings["seed"] is None else "is scored with another data set or --valid-size"
+        print(f"warning: the run {why}, so this is not its train/validation split: the validation images may "
+              f"include images the generator trained on, which flatters NNC and NND", file=sys.stderr)
+    if len(data[1]) == 0:
+        raise SystemExit("error: the run has no validation images (valid_size 0) for NNC and NND; "
+                         "pass --valid-size N")
+    return data, {"dataset": dataset, "data_dir": directory, "valid_size": valid_size, "run_seed": settings["seed"],
+                  "run_split": same_split}
+
+
+def checkpoint_iterations(prefix):
+    """Iterations done when the checkpoint was written (its prefix ends in -N)."""
+    return int(prefix.rsplit("-", 1)[1])
+
+
+def evaluate_run(args):
+    generator = TrainedGenerator(args.checkpoint, threads=args.threads)
+    try:
+        settings = generator.settings
+        (trX, vaX, teX, trY, vaY, teY), data_info = load_run_split(settings, args)
+        judge = judge_for(data_info["dataset"], data_info["data_dir"], args.judge_dir, args.threads)
+        try:
+            scores = score(generator.sample, args.samples, settings["visualize_dim"], settings["dim_z"],
+                           (vaX, vaY, trX, trY, teX, teY), judge, np.random.RandomState(args.seed))
+        finally:
+            judge.close()
+    finally:
+        generator.close()
+    data_info.update(train_images=len(trX), validation_images=len(vaX), test_images=len(teX))
+    return {"run_dir": args.checkpoint, "checkpoint": os.path.basename(generator.checkpoint),
+            "iterations": checkpoint_iterations(generator.checkpoint), "loss": settings["loss"],
+            "data": data_info, "samples": args.samples, "samples_per_batch": settings["visualize_dim"],
+            "seed": args.seed,
+            "judge": {"directory": judge.directory, **{k: judge.info[k] for k in
+                                                       ("test_accuracy", "train_images", "test_images")}},
+            **scores}
+
+
+def table(report):
+    """The report as aligned text."""
+    g, train, test = report["generated"], report["real_train"], report["real_test"]
+    d, j = report["data"], report["judge"]
+    split = f"the run's split (seed {d['run_seed']})" if d["run_split"] else "NOT the run's split"
+    header = [
+        f"run      {report['run_dir']}: {report['checkpoint']}, {report['iterations']} iterations, "
+        f"loss {report['loss']}",
+        f"data     {d['dataset']} in {d['data_dir']}: {d['train_images']} train, {d['validation_images']} "
+        f"validation, {d['test_images']} test; {split}",
+        f"samples  {report['samples']}, labels uniform over the ten digits, {report['samples_per_batch']} per "
+        f"generator batch; evaluation seed {report['seed']}",
+        f"judge    test accuracy {j['test_accuracy']:.4f} on {j['test_images']} images, trained on "
+        f"{j['train_images']}; cached in {j['directory']}",
+        "",
+    ]
+    rows, notes = [], []  # (score, generated, real, real images used)
+    for gen, real in zip(g["nearest_neighbour"], train["nearest_neighbour"]):
+        used = "training images"
+        if real["n"] != gen["n"]:
+            used += "*"
+            notes.append(f"* all {real['n']} training images: there are fewer than {gen['n']}")
+        rows.append((f"NNC, {gen['n']} images (higher is better)", gen["nnc"], real["nnc"], used))
+        rows.append((f"NND, {gen['n']} images (lower is better)", gen["nnd"], real["nnd"], used))
+    rows.append(("Frechet distance (lower is better)", g["frechet"], train["frechet"], "training vs test images"))
+    rows.append(("judge accuracy", g["judge_accuracy"], test["judge_accuracy"], "test images"))
+    rows.append(("judge confidence", g["judge_confidence"], test["judge_confidence"], "test images"))
+    width = max(len(row[0]) for row in rows) + 2
+    lines = header + [f"{'score':<{width}}{'generated':>10}{'real':>10}  real images used"]
+    lines += [f"{name:<{width}}{gen:>10.4f}{real:>10.4f}  {used}" for name, gen, real, used in rows]
+    lines += ["", f"{'judge accuracy by digit':<{width}}" + "".join(f"{d:>7}" for d in range(DIM_Y))]
+    for name, values in (("generated", g), ("real test images", test)):
+        lines.append(f"{name:<{width}}" + "".join("      -" if v is None else f"{v:>7.3f}"
+                                                  for v in values["judge_accuracy_per_digit"]))
+    return "\n".join(lines + [""] + notes if notes else lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    report = evaluate_run(args)
+    print(json.dumps(report, indent=2) if args.json else table(report))
+    return 0

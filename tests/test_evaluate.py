@@ -1,0 +1,350 @@
+"""Evaluation: nearest-neighbour scores, Frechet distance, the judge and its cache, the training hook
+and the command, on constructed cases whose answers are known."""
+import json
+import os
+import types
+
+import numpy as np
+import pytest
+from conftest import synthetic_digits
+
+from dcgan_mnist import evaluate
+from dcgan_mnist import judge as judge_module
+from dcgan_mnist.graph import TrainingGraph
+from dcgan_mnist.load import load_dataset
+from dcgan_mnist.model import DCGAN, tf
+from dcgan_mnist.records import Events, Metrics
+from dcgan_mnist.train import main as train_main
+
+# A judge recipe that learns the synthetic digits in seconds.
+QUICK = dict(judge_module.RECIPE, steps=120, batch_size=32)
+
+
+def brute_force_nearest(queries, references):
+    distances = np.sqrt(((queries[:, None, :] - references[None, :, :]) ** 2).sum(-1))
+    return distances.argmin(1), distances.min(1)
+
+
+@pytest.fixture(scope="module")
+def quick_judge(tmp_path_factory):
+    train_x, train_y = synthetic_digits(600, seed=0)
+    test_x, test_y = synthetic_digits(300, seed=5)
+    root = str(tmp_path_factory.mktemp("judges"))
+    judge = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, recipe=QUICK)
+    yield judge
+    judge.close()
+
+
+# ---- nearest neighbours ----
+
+@pytest.mark.parametrize("distances_per_block", [1, 23 * 4 + 5, 10 ** 6])
+def test_blockwise_nearest_neighbours_equal_brute_force(distances_per_block):
+    rng = np.random.RandomState(0)
+    queries, references = rng.rand(37, 20), rng.rand(23, 20)
+    index, distance = evaluate.nearest_neighbours(queries, references, distances_per_block)
+    expected_index, expected_distance = brute_force_nearest(queries, references)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
+    assert index.shape == (37,) and distance.shape == (37,)
+
+
+def test_samples_equal_to_the_validation_images_give_nnd_zero_and_perfect_nnc():
+    valid_x, valid_y = synthetic_digits(200, seed=1)
+    nnc, nnd = evaluate.nnc_nnd(valid_x, valid_y, valid_x, valid_y)
+    # Each validation image is its own nearest neighbour, so the real 1-NN accuracy here is 1.
+    assert nnd == 0.0
+    assert nnc == 1.0
+
+
+def test_real_training_images_give_the_brute_force_1nn_accuracy():
+    train_x, train_y = synthetic_digits(300, seed=2)
+    valid_x, valid_y = synthetic_digits(150, seed=3)
+    # Mislabel a third of the training images, so the 1-NN classifier errs and the comparison means something.
+    rng = np.random.RandomState(4)
+    wrong = rng.rand(300) < 1 / 3
+    train_y = np.where(wrong, rng.randint(10, size=300), train_y)
+    nnc, nnd = evaluate.nnc_nnd(train_x, train_y, valid_x, valid_y)
+    index, distance = brute_force_nearest(valid_x.reshape(150, -1) / 255., train_x.reshape(300, -1) / 255.)
+    assert 0.5 < nnc < 0.9
+    assert nnc == pytest.approx(np.mean(train_y[index] == valid_y), abs=1e-12)
+    assert nnd == pytest.approx(distance.mean(), rel=1e-6)
+
+
+def test_shuffled_labels_give_chance_nnc():
+    images, labels = synthetic_digits(1000, seed=6)
+    valid_x, valid_y = synthetic_digits(600, seed=7)
+    right, _ = evaluate.nnc_nnd(images, labels, valid_x, valid_y)
+    shuffled, _ = evaluate.nnc_nnd(images, np.random.RandomState(0).permutation(labels), valid_x, valid_y)
+    assert right > 0.95
+    assert abs(shuffled - 0.1) < 0.05
+
+
+# ---- Frechet distance ----
+
+def test_frechet_distance_of_a_set_with_itself_is_zero_and_a_shift_adds_its_square():
+    features = np.random.RandomState(0).normal(size=(500, 8)) @ np.random.RandomState(1).normal(size=(8, 8))
+    assert abs(evaluate.frechet_distance(features, features)) < 1e-8
+    distances = []
+    for size in (0.1, 1.0, 3.0):
+        shift = size * np.arange(1, 9) / 8
+        distances.append(evaluate.frechet_distance(features, features + shift))
+        # Same covariance, so the distance is exactly the squared shift of the mean.
+        assert distances[-1] == pytest.approx(np.sum(shift ** 2), rel=1e-6)
+    assert distances == sorted(distances)
+
+
+def test_frechet_distance_of_a_scaled_set_is_the_trace_of_its_covariance():
+    features = np.random.RandomState(2).normal(size=(400, 5)) * np.arange(1, 6)
+    # The means are m and 2m; cov(2X) = 4C, so the distance is |m|^2 + tr(C) + tr(4C) - 2 tr(sqrt(4C^2)).
+    expected = np.sum(features.mean(0) ** 2) + np.trace(np.cov(features, rowvar=False))
+    assert evaluate.frechet_distance(features, 2 * features) == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_distance_with_a_dead_feature_stays_exact():
+    features = np.random.RandomState(3).normal(size=(300, 6))
+    features[:, 2] = 0  # a ReLU unit that never fires: singular covariances
+    shift = np.array([1., 0, 0, 2, 0, 0])
+    assert evaluate.frechet_distance(features, features + shift) == pytest.approx(5.0, rel=1e-6)
+
+
+# ---- the judge ----
+
+def test_judge_learns_a_small_learnable_set(quick_judge):
+    test_x, test_y = synthetic_digits(300, seed=5)
+    assert quick_judge.info["test_accuracy"] >= 0.95
+    assert quick_judge.accuracy(test_x, test_y) == quick_judge.info["test_accuracy"]
+    fresh_x, fresh_y = synthetic_digits(200, seed=9)
+    assert quick_judge.accuracy(fresh_x, fresh_y) >= 0.95
+    probabilities, features = quick_judge.classify(fresh_x)
+    assert probabilities.shape == (200, 10)
+    assert features.shape == (200, judge_module.RECIPE["features"])
+    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+
+
+def test_judge_takes_uint8_and_unit_float_images_alike(quick_judge):
+    images, _ = synthetic_digits(20, seed=10)
+    from_bytes, _ = quick_judge.classify(images)
+    from_floats, _ = quick_judge.classify(images.reshape(20, 28, 28, 1) / 255.)
+    np.testing.assert_allclose(from_bytes, from_floats, atol=1e-6)
+
+
+def test_judge_is_cached_and_reused_without_training(quick_judge, monkeypatch):
+    root = os.path.dirname(quick_judge.directory)
+    with open(os.path.join(quick_judge.directory, judge_module.INFO_NAME)) as f:
+        assert json.load(f)["test_accuracy"] == quick_judge.info["test_accuracy"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached judge should have been reused")
+    monkeypatch.setattr(judge_module, "train_judge", no_training)
+    train_x, train_y = synthetic_digits(600, seed=0)
+    test_x, test_y = synthetic_digits(300, seed=5)
+    again = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, recipe=QUICK)
+    try:
+        assert again.directory == quick_judge.directory
+        np.testing.assert_array_equal(again.classify(test_x[:50])[0], quick_judge.classify(test_x[:50])[0])
+    finally:
+        again.close()
+    # Other training data is another judge.
+    with pytest.raises(AssertionError, match="reused"):
+        judge_module.load_or_train(root, "synthetic", train_x[1:], train_y[1:], test_x, test_y, recipe=QUICK)
+    assert not [name for name in os.listdir(root) if name.startswith(".training-")]
+
+
+def test_judge_cache_without_its_info_file_is_reported(tmp_path):
+    train_x, train_y = synthetic_digits(50, seed=0)
+    name = "broken-" + judge_module.data_hash(QUICK, train_x, train_y, train_x, train_y)
+    os.makedirs(tmp_path / name)
+    with pytest.raises(SystemExit, match="judge cache .*broken-.* has no judge.json"):
+        judge_module.load_or_train(str(tmp_path), "broken", train_x, train_y, train_x, train_y, recipe=QUICK)
+
+
+def test_unwritable_judge_directory_is_named(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    root = str(tmp_path / "a-file" / "judges")
+    train_x, train_y = synthetic_digits(50, seed=0)
+    with pytest.raises(SystemExit, match="judge directory .*a-file/judges.* is not writable"):
+        judge_module.load_or_train(root, "x", train_x, train_y, train_x, train_y, recipe=QUICK)
+
+
+# ---- drawing samples and scoring them ----
+
+def label_painter(batch_sizes):
+    """A stand-in generator: each image is filled with its digit / 9, so labels can be read back."""
+    def sample(z, y):
+        batch_sizes.append((z.shape, y.shape))
+        assert np.all(np.abs(z) <= 1)
+        return np.ones([len(y), 28, 28, 1]) * (y.argmax(1) / 9.)[:, None, None, None]
+    return sample
+
+
+def test_draw_samples_uses_full_batches_and_uniform_labels():
+    batch_sizes = []
+    images, labels = evaluate.draw_samples(label_painter(batch_sizes), 1000, 196, 7, np.random.RandomState(0))
+    assert images.shape == (1000, 28, 28, 1)
+    assert labels.shape == (1000,)
+    assert batch_sizes == [((196, 7), (196, 10))] * 6
+    np.testing.assert_allclose(images[:, 0, 0, 0] * 9, labels)
+    counts = np.bincount(labels, minlength=10)
+    assert counts.min() > 70 and counts.max() < 130
+
+
+def digit_pool(seed=11):
+    """A generator that draws real (synthetic) digits of the class asked for, or of ``mislabel[class]``."""
+    images, labels = synthetic_digits(3000, seed=seed)
+    by_class = [images[labels == c] for c in range(10)]
+
+    def make(mislabel=np.arange(10)):
+        rng = np.random.RandomState(0)
+
+        def sample(z, y):
+            wanted = mislabel[y.argmax(1)]
+            return np.stack([by_class[c][rng.randint(len(by_class[c]))] for c in wanted]).reshape(-1, 28, 28, 1) / 255.
+        return sample
+    return make
+
+
+def score_data():
+    tr_x, tr_y = synthetic_digits(500, seed=12)
+    va_x, va_y = synthetic_digits(200, seed=13)
+    te_x, te_y = synthetic_digits(300, seed=14)
+    return va_x, va_y, tr_x, tr_y, te_x, te_y
+
+
+def test_score_a_generator_that_draws_real_digits_matches_the_real_reference(quick_judge):
+    scores = evaluate.score(digit_pool()(), 400, 50, 5, score_data(), quick_judge, np.random.RandomState(0))
+    generated, real_train, real_test = scores["generated"], scores["real_train"], scores["real_test"]
+    assert [e["n"] for e in generated["nearest_neighbour"]] == [400]
+    assert [e["n"] for e in real_train["nearest_neighbour"]] == [400]
+    assert generated["nearest_neighbour"][0]["nnc"] > 0.95
+    assert real_train["nearest_neighbour"][0]["nnc"] > 0.95
+    assert generated["judge_accuracy"] > 0.95
+    assert real_test["judge_accuracy"] == quick_judge.info["test_accuracy"]
+    assert len(generated["judge_accuracy_per_digit"]) == 10
+    assert generated["frechet"] < 5 * real_train["frechet"] + 1
+
+
+def test_score_a_generator_that_ignores_its_label_is_at_chance(quick_judge):
+    wrong_digit = np.roll(np.arange(10), 1)
+    good = evaluate.score(digit_pool()(), 400, 50, 5, score_data(), quick_judge, np.random.RandomState(0))
+    bad = evaluate.score(digit_pool()(wrong_digit), 400, 50, 5, score_data(), quick_judge,
+                         np.random.RandomState(0))
+    assert bad["generated"]["nearest_neighbour"][0]["nnc"] < 0.05
+    assert bad["generated"]["judge_accuracy"] < 0.05
+    assert all(v < 0.2 for v in bad["generated"]["judge_accuracy_per_digit"])
+    # Right digits under the wrong labels: the same pictures, so the same distances and features.
+    assert bad["generated"]["nearest_neighbour"][0]["nnd"] == pytest.approx(
+        good["generated"]["nearest_neighbour"][0]["nnd"], rel=0.1)
+
+
+def test_reference_uses_all_training_images_when_there_are_fewer_than_samples(quick_judge):
+    data = score_data()
+    scores = evaluate.score(digit_pool()(), 1200, 200, 5, data, quick_judge, np.random.RandomState(0))
+    assert [e["n"] for e in scores["generated"]["nearest_neighbour"]] == [1000, 1200]
+    assert [e["n"] for e in scores["real_train"]["nearest_neighbour"]] == [500]
+    assert scores["real_train"]["n"] == 500
+
+
+# ---- the training hook ----
+
+def test_evaluate_during_training_writes_scores_and_leaves_numpy_rng_alone(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    s = types.SimpleNamespace(dataset="mnist", data_dir=mnist_dir, judge_dir=str(tmp_path / "judges"), threads=0,
+                              visualize_dim=16, dim_z=8)
+    np.random.seed(5)
+    data = load_dataset("mnist", mnist_dir, 60, download=False)
+    trX, vaX, teX, trY, vaY, teY = data
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    with tf.Graph().as_default():
+        model = DCGAN(batch_size=16, dim_z=8, dim_W1=32, dim_W2=16, dim_W3=8)
+        graph = TrainingGraph(model, visualize_dim=16)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            metrics, events = Metrics(run_dir), Events(run_dir, sess.graph)
+            state = np.random.get_state()
+            evaluate.evaluate_during_training(sess, graph, s, 1, 15, (vaX, vaY, trX, trY, teX, teY), metrics, events)
+            after = np.random.get_state()
+            metrics.close()
+            events.close()
+    assert all(np.array_equal(a, b) for a, b in zip(state, after))
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        (record,) = [json.loads(line) for line in f]
+    assert (record["iteration"], record["epoch"]) == (14, 1)
+    assert [e["n"] for e in record["eval"]["generated"]["nearest_neighbour"]] == [1000]
+    assert [e["n"] for e in record["eval"]["real_train"]["nearest_neighbour"]] == [len(trX)]
+    tags = {}
+    for path in os.listdir(run_dir):
+        if path.startswith("events"):
+            for event in tf.train.summary_iterator(os.path.join(run_dir, path)):
+                for value in event.summary.value:
+                    tags[value.tag] = (event.step, value.simple_value)
+    nnc = record["eval"]["generated"]["nearest_neighbour"][0]["nnc"]
+    assert tags["eval/generated/nnc_1000"] == (14, pytest.approx(nnc))
+    assert tags["eval/generated/frechet"][1] == pytest.approx(record["eval"]["generated"]["frechet"])
+    assert "eval/real_test/judge_accuracy_digit_9" in tags
+
+
+# ---- the command ----
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluate-run")
+    data_dir = str(tmp / "data")
+    from conftest import write_mnist
+    write_mnist(data_dir)
+    run_dir = str(tmp / "run")
+    train_main(["--data-dir", data_dir, "--batch-size", "16", "--dim-z", "8", "--dim-W1", "32", "--dim-W2", "16",
+                "--dim-W3", "8", "--visualize-dim", "16", "--valid-size", "80", "--max-iterations", "4",
+                "--seed", "3", "--log", "compact", "--no-download", "--run-dir", run_dir, "--vis-dir",
+                str(tmp / "vis")])
+    return run_dir, data_dir, str(tmp / "judges")
+
+
+def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, monkeypatch):
+    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    run_dir, data_dir, judges = tiny_run
+    assert evaluate.main(["--checkpoint", run_dir, "--samples", "40", "--json", "--judge-dir", judges]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["iterations"] == 4 and report["checkpoint"] == "ckpt-4"
+    assert report["data"]["run_split"] is True
+    assert (report["data"]["train_images"], report["data"]["validation_images"],
+            report["data"]["test_images"]) == (220, 80, 100)
+    assert report["judge"]["train_images"] == 300 and report["judge"]["test_images"] == 100
+    assert [e["n"] for e in report["generated"]["nearest_neighbour"]] == [40]
+    # The split is the one train.py drew: seed numpy with the run's seed, then load.
+    np.random.seed(3)
+    trX, vaX, teX, trY, vaY, teY = load_dataset("mnist", data_dir, 80, download=False)
+    rows = np.random.RandomState(0)
+    evaluate.draw_samples(lambda z, y: np.zeros([len(y), 28, 28, 1]), 40, 16, 8, rows)
+    real = rows.permutation(len(trX))[:40]
+    nnc, nnd = evaluate.nnc_nnd(trX[real], trY[real], vaX, vaY)
+    assert report["real_train"]["nearest_neighbour"] == [{"n": 40, "nnc": nnc, "nnd": nnd}]
+
+
+def test_command_prints_a_table_and_warns_about_overridden_split(tiny_run, capsys, monkeypatch):
+    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    run_dir, _, judges = tiny_run
+    assert evaluate.main(["--checkpoint", run_dir, "--samples", "300", "--valid-size", "50",
+                          "--judge-dir", judges]) == 0
+    captured = capsys.readouterr()
+    assert "not its train/validation split" in captured.err
+    assert "NOT the run's split" in captured.out
+    assert "* all 250 training images: there are fewer than 300" in captured.out
+    for row in ("NNC, 300 images (higher is better)", "NND, 300 images (lower is better)",
+                "Frechet distance (lower is better)", "judge accuracy ", "judge confidence", "judge accuracy by digit"):
+        assert row in captured.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--samples", "1"], "--samples must be at least 2"),
+    (["--valid-size", "0"], "--valid-size must be at least 1"),
+])
+def test_command_rejects_bad_flags(tiny_run, args, message, capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--checkpoint", tiny_run[0]] + args)
+    assert message in capsys.readouterr().err
+
+
+def test_command_names_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(SystemExit, match="no settings.json"):
+        evaluate.main(["--checkpoint", str(tmp_path)])

@@ -49,6 +49,7 @@ import numpy as np
 
 from .graph import TrainingGraph
 from .model import DCGAN, LOSSES, tf
+from .settings import positive_int
 from .util import OneHot
 
 # Relative tolerance (to the tensor's scale) for one forward/backward pass: ~80 float32 ulps.
@@ -631,16 +632,6 @@ def print_report(report):
 
 
 # ----------------------------------------------------------------------------- command line
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
 
 def non_negative_int(text):
     return 0 if text.strip() == "0" else positive_int(text)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .restore import DIM_Y, TrainedGenerator
+from .settings import positive_int
 from .util import OneHot, ensure_dir, save_visualization
 
 
@@ -34,11 +35,6 @@ def parse_digits(text):
     return digits
 
 
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def build_parser():

@@ -21,6 +21,17 @@ ORIGINAL_SETTINGS = [
 ]
 
 
+def positive_int(text):
+    """argparse type for counts and sizes: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _flag(name):
     return "--" + name.replace("_", "-")
 

@@ -108,7 +108,7 @@ def test_default_is_every_digit_twenty_each():
     (["--digits", "3,3"], "--digits: digit 3 is listed twice"),
     (["--digits", "2-5,4"], "--digits: digit 4 is listed twice"),
     (["--digits", "1,,2"], "--digits: '' is not a digit"),
-    (["--per-digit", "0"], "--per-digit: must be positive, got 0"),
+    (["--per-digit", "0"], "--per-digit: expected a positive integer, got '0'"),
     (["--interpolate", "--per-digit", "1"], "--interpolate needs --per-digit of 2 or more"),
     (["--out", "grid.xyz"], "--out 'grid.xyz': unknown picture format '.xyz'"),
 ])

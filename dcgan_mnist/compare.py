@@ -47,7 +47,7 @@ from itertools import zip_longest
 
 import numpy as np
 
-from .graph import TrainingGraph
+from .graph import TrainingGraph, session_config
 from .model import DCGAN, LOSSES, tf
 from .settings import positive_int
 from .util import OneHot
@@ -242,7 +242,7 @@ class Side:
                 **{f"d_cost/{var_name(v)}": g for v, g in zip(discrim_vars, tf.gradients(self.d_cost, discrim_vars))},
                 **{f"g_cost/{var_name(v)}": g for v, g in zip(gen_vars, tf.gradients(self.g_cost, gen_vars))},
             }
-        self.session = tf.Session(graph=graph)
+        self.session = tf.Session(graph=graph, config=session_config())
 
     def feed(self, Z, Y, X, Z_sample, Y_sample):
         return {self.Z: Z, self.Y: Y, self.image_real: X, self.Z_sample: Z_sample, self.Y_sample: Y_sample}

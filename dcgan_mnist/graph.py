@@ -3,12 +3,41 @@
 ``TrainingGraph.step`` is one iteration of the original loop (update D at even iterations, G at
 odd ones, then evaluate the other numbers after the update). The training loop, the compare
 tool and the benchmark all go through it, so there is one definition of an iteration.
+
+The original makes two ``Session.run`` calls per iteration: the update, then a second pass for
+the numbers it prints. Here both happen in one run. The post-update numbers read the weights
+through ops that wait for the update (control dependencies), so they see exactly the weights the
+second run would have seen, and what did not change is not computed twice: in a D step the
+generator's images of the update pass are reused (G's weights did not move), in a G step the
+discriminator's score of the real images is computed once. The same ops run on the same inputs, so
+in the original's session (``session_config``) every printed number and weight is bit for bit the
+original's; tests/test_bench.py checks this against a two-run loop built as the original builds it.
 """
 import numpy as np
 
 from .model import DCGAN, tf
 
 OPTIMIZER_BETA1 = 0.5
+# The original's minimize() gates per op (GATE_OP): every op's input gradients are grouped, so without
+# Grappler (see session_config) each is computed even when nothing uses it: the discriminator's weight
+# gradients in a G step, the image gradients of its first conv. GATE_GRAPH computes only the gradients
+# the update needs and still finishes all of them before any weight is written: the same numbers.
+GATE = tf.train.Optimizer.GATE_GRAPH
+
+
+def session_config(threads=0):
+    """The session the original ran in. Its InteractiveSession sets place_pruned_graph, so each run's
+    subgraph is placed on its own and TensorFlow's graph optimiser (Grappler) never rewrites it. The
+    printed numbers depend on that: Grappler's arithmetic rewrites change their last digits."""
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+    config.graph_options.place_pruned_graph = True
+    return config
+
+
+def read_after(train_op, weights):
+    """Reads of ``weights`` that run only once ``train_op`` has written them."""
+    with tf.control_dependencies([train_op]):
+        return [tf.identity(w) for w in weights]
 
 
 class TrainingGraph:
@@ -20,29 +49,60 @@ class TrainingGraph:
         self.discrim_vars = [v for v in tf.trainable_variables() if v.name.startswith('discrim')]
         self.gen_vars = [v for v in tf.trainable_variables() if v.name.startswith('gen')]
         self.train_op_discrim = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1).minimize(
-            self.d_cost, var_list=self.discrim_vars)
+            self.d_cost, var_list=self.discrim_vars, gate_gradients=GATE)
         self.train_op_gen = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1).minimize(
-            self.g_cost, var_list=self.gen_vars)
+            self.g_cost, var_list=self.gen_vars, gate_gradients=GATE)
         self.Z_sample, self.Y_sample, self.image_sample = model.samples_generator(batch_size=visualize_dim)
+        # Built last, so the variables' seeded initial values do not depend on them.
+        layers_of_the_model = len(model.layers)
+        self.after_discrim_update = self._numbers_after_discrim_update()
+        self.after_gen_update = self._numbers_after_gen_update()
+        # The re-evaluations are not layers of the model; the shape and compare tools read model.layers.
+        del model.layers[layers_of_the_model:]
+
+    def _layer(self, call, step):
+        return next(t for c, s, t in self.model.layers if c == call and s == step)
+
+    def _numbers_after_discrim_update(self):
+        """[g_cost, p_real, p_gen] with D's updated weights, on the update pass's generated images."""
+        model = self.model
+        # build_model does not return sigmoid(G(z)); it is the image the discriminator's second call takes.
+        image_gen = self._layer("discriminate_1", "concat_image_y").op.inputs[0]
+        discrim_after = read_after(self.train_op_discrim, model.discrim_weights)
+        raw_real = model.discriminate(self.image_real, self.Y, weights=discrim_after)
+        raw_gen = model.discriminate(image_gen, self.Y, weights=discrim_after)
+        _, g_cost = model.costs(raw_real, raw_gen)
+        return [g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)]
+
+    def _numbers_after_gen_update(self):
+        """[d_cost, p_real, p_gen] with G's updated weights; D did not change, so P(real) is the pass's own."""
+        model = self.model
+        raw_real = self._layer("discriminate", "h4_lrelu")
+        gen_after = read_after(self.train_op_gen, model.gen_weights)
+        image_gen = tf.nn.sigmoid(model.generate(self.Z, self.Y, weights=gen_after))
+        raw_gen = model.discriminate(image_gen, self.Y)
+        d_cost, _ = model.costs(raw_real, raw_gen)
+        return [d_cost, self.p_real, tf.nn.sigmoid(raw_gen)]
+
+    def fetches(self, updated, evaluate=True):
+        """What one iteration runs: the update of net ``updated`` ('D' or 'G') and that net's cost as the
+        update pass computes it, then, with ``evaluate``, the numbers after the update."""
+        if updated == "D":
+            return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if evaluate else [])
+        return [self.train_op_gen, self.g_cost] + (self.after_gen_update if evaluate else [])
 
     def step(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
         """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four numbers the
-        original prints; with ``evaluate=False`` the post-update run is skipped and only the
-        updated net's own loss (computed by the update run) is filled in."""
-        feed = {self.Z: Zs, self.Y: Ys, self.image_real: Xs}
-        if np.mod(iteration, k) != 0:
-            _, gen_loss = sess.run([self.train_op_gen, self.g_cost], feed_dict={self.Z: Zs, self.Y: Ys})
-            out = {"updated": "G", "gen_loss": gen_loss}
-            if evaluate:
-                out["discrim_loss"], p_real, p_gen = sess.run([self.d_cost, self.p_real, self.p_gen], feed_dict=feed)
-        else:
-            _, discrim_loss = sess.run([self.train_op_discrim, self.d_cost], feed_dict=feed)
-            out = {"updated": "D", "discrim_loss": discrim_loss}
-            if evaluate:
-                out["gen_loss"], p_real, p_gen = sess.run([self.g_cost, self.p_real, self.p_gen], feed_dict=feed)
+        original prints; with ``evaluate=False`` the post-update numbers are not computed and only
+        the updated net's own loss (computed by the update pass) is filled in."""
+        updated = "G" if np.mod(iteration, k) != 0 else "D"
+        values = sess.run(self.fetches(updated, evaluate), feed_dict={self.Z: Zs, self.Y: Ys, self.image_real: Xs})
+        own, other = ("discrim_loss", "gen_loss") if updated == "D" else ("gen_loss", "discrim_loss")
+        out = {"updated": updated, own: values[1]}
         if evaluate:
-            out["p_real"] = p_real.mean()
-            out["p_gen"] = p_gen.mean()
+            out[other] = values[2]
+            out["p_real"] = values[3].mean()
+            out["p_gen"] = values[4].mean()
         return out
 
     def sample(self, sess, Z, Y):

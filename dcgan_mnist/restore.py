@@ -3,6 +3,7 @@ import os
 
 from . import checkpoint
 from . import settings as settings_module
+from .graph import session_config
 from .model import DCGAN, tf
 
 DIM_Y = 10
@@ -32,8 +33,7 @@ class TrainedGenerator:
             self.model = DCGAN(batch_size=s["batch_size"], dim_z=s["dim_z"], dim_y=DIM_Y, dim_W1=s["dim_W1"],
                                dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], loss=s["loss"])
             saver = tf.train.Saver(var_list=self.model.gen_weights)
-            self.session = tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=threads,
-                                                            inter_op_parallelism_threads=threads))
+            self.session = tf.Session(config=session_config(threads))
             saver.restore(self.session, prefix)
         self._samplers = {}
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import checkpoint
 from . import settings as settings_module
-from .graph import TrainingGraph
+from .graph import TrainingGraph, session_config
 from .load import DataError, load_dataset
 from .model import DCGAN, tf
 from .records import Events, Metrics, Rate, finite, print_compact, print_original
@@ -52,8 +52,16 @@ def resolve_resume(s):
 
 
 def make_session(threads):
-    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-    return tf.Session(config=config)
+    return tf.Session(config=session_config(threads))
+
+
+def prepare_batch(trX, trY, rows, dim_z):
+    """The original's per-batch inputs for training rows ``rows``: images scaled to [0, 1], one-hot labels,
+    and a fresh uniform z (the loop's only random draw per batch)."""
+    Xs = PIXEL_TO_FLOAT[trX[rows]].reshape([-1] + IMAGE_SHAPE)
+    Ys = OneHot(trY[rows], DIM_Y)
+    Zs = np.random.uniform(-1, 1, size=[len(rows), dim_z]).astype(np.float32)
+    return Xs, Ys, Zs
 
 
 class StopRequest:
@@ -164,9 +172,7 @@ def train(s):
             order = order[index]
         while batch < n_batches and iterations < last_iteration:
             rows = order[batch * s.batch_size:(batch + 1) * s.batch_size]
-            Xs = PIXEL_TO_FLOAT[trX[rows]].reshape([-1, 28, 28, 1])
-            Ys = OneHot(trY[rows], DIM_Y)
-            Zs = np.random.uniform(-1, 1, size=[s.batch_size, s.dim_z]).astype(np.float32)
+            Xs, Ys, Zs = prepare_batch(trX, trY, rows, s.dim_z)
 
             started = time.perf_counter()
             logged = s.log == "original" or iterations % s.log_every == 0

@@ -1,0 +1,218 @@
+"""Time the real training loop: ``python -m dcgan_mnist bench [--mode faithful|compact] [--json] ...``.
+
+The graph is built as train.py builds it, batches are prepared as train.py prepares them (uint8
+pixels through PIXEL_TO_FLOAT, one-hot labels, uniform z) and every iteration is a call of
+TrainingGraph.step, the one definition of an iteration. TensorFlow prepares a run the first time
+it sees its set of fetches, so before the clock starts each kind of Session.run the timed iterations
+will make is run --warmup times.
+
+FLOPs are counted from the graph, not measured: for each kind of run, TensorFlow's profiler sums the
+float operations it has statistics for over the ops that run executes (the fetches and everything
+they depend on). That is 2 per multiply-add of every MatMul and convolution (forward, and both
+backward kernels) plus one per element of the elementwise and reduction ops it knows (Add, Sub, Mul,
+RealDiv, Square, Rsqrt, Mean...); activations (sigmoid, ReLU, abs), concatenations and the Adam
+updates are not counted. The FLOPs per iteration are the average over the timed iterations' runs.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+import tensorflow as _tf
+
+from . import settings as settings_module
+from . import train
+from .graph import TrainingGraph
+from .load import DataError, load_dataset
+from .model import DCGAN, tf
+
+DEFAULTS = settings_module.build_parser().parse_args([])
+# The original's training split: 50,000 of MNIST's 60,000 training images.
+SYNTHETIC_IMAGES = 50000
+FLOAT_OPERATIONS = tf.profiler.ProfileOptionBuilder(
+    tf.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+
+
+def build_parser():
+    defaults = DEFAULTS
+    p = argparse.ArgumentParser(
+        prog="python -m dcgan_mnist bench",
+        description="Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares "
+                    "them) after a warm-up, and print iterations/second, ms per D and G step, FLOPs per "
+                    "iteration counted from the graph, achieved GFLOP/s and peak resident memory.")
+    p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
+                   help="faithful: every iteration computes the post-update numbers the original prints; compact: "
+                        "only every --log-every iterations (as train.py --log compact)")
+    p.add_argument("--iterations", type=settings_module.positive_int, default=50, help="timed iterations")
+    p.add_argument("--warmup", type=settings_module.positive_int, default=2,
+                   help="untimed runs of each kind of Session.run the timed iterations make")
+    p.add_argument("--batch-size", type=settings_module.positive_int, default=defaults.batch_size)
+    p.add_argument("--log-every", type=settings_module.positive_int, default=defaults.log_every,
+                   help="compact mode: iterations between evaluated (logged) iterations")
+    p.add_argument("--data-dir", default=None,
+                   help="time on the MNIST-format files in this folder (default: synthetic uint8 data, "
+                        f"{SYNTHETIC_IMAGES} images)")
+    p.add_argument("--valid-size", type=int, default=defaults.valid_size,
+                   help="with --data-dir: training images held out, as train.py does")
+    p.add_argument("--dim-z", type=settings_module.positive_int, default=defaults.dim_z)
+    p.add_argument("--dim-W1", type=settings_module.positive_int, default=defaults.dim_W1)
+    p.add_argument("--dim-W2", type=settings_module.positive_int, default=defaults.dim_W2)
+    p.add_argument("--dim-W3", type=settings_module.positive_int, default=defaults.dim_W3)
+    p.add_argument("--threads", type=int, default=defaults.threads,
+                   help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and z")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return p
+
+
+def synthetic_data(n, rng):
+    """uint8 images [n, 784] and digit labels [n], stored as train.py stores real data."""
+    return rng.randint(0, 256, size=(n, 784), dtype=np.uint8), rng.randint(10, size=n).astype(np.uint8)
+
+
+def batches(trX, trY, batch_size, dim_z):
+    """Endless (Xs, Ys, Zs) in train.py's manner: a fresh order each epoch, the partial last batch dropped."""
+    n_batches = train.batches_per_epoch(len(trY), batch_size)
+    while True:
+        order = np.random.permutation(len(trY))
+        for b in range(n_batches):
+            yield train.prepare_batch(trX, trY, order[b * batch_size:(b + 1) * batch_size], dim_z)
+
+
+def executed_ops(fetches):
+    """Names of the ops a Session.run of ``fetches`` executes: the fetches and everything they depend on."""
+    seen, stack = set(), [f if isinstance(f, tf.Operation) else f.op for f in fetches]
+    while stack:
+        op = stack.pop()
+        if op.name not in seen:
+            seen.add(op.name)
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    return seen
+
+
+def count_flops(fetches):
+    """Float operations of one Session.run of ``fetches``, from the ops' static shapes."""
+    names = executed_ops(fetches)
+    graph_def = fetches[0].graph.as_graph_def()
+    executed = [n for n in graph_def.node if n.name in names]
+    del graph_def.node[:]
+    graph_def.node.extend(executed)
+    with tf.Graph().as_default() as subgraph:
+        tf.import_graph_def(graph_def, name="")
+        return tf.profiler.profile(subgraph, options=FLOAT_OPERATIONS).total_float_ops
+
+
+def peak_rss_mb():
+    # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def device_description():
+    gpus = _tf.config.list_physical_devices("GPU")
+    if gpus:
+        return "GPU: " + ", ".join(g.name for g in gpus)
+    return f"CPU: {cpu_name()}, {os.cpu_count()} logical cores"
+
+
+def bench(args):
+    np.random.seed(args.seed)
+    if args.data_dir is None:
+        trX, trY = synthetic_data(SYNTHETIC_IMAGES, np.random)
+        data = f"synthetic data ({SYNTHETIC_IMAGES} images)"
+    else:
+        trX, _, _, trY, _, _ = load_dataset("mnist", args.data_dir, args.valid_size, download=False)
+        data = f"{args.data_dir} ({len(trY)} training images)"
+    if train.batches_per_epoch(len(trY), args.batch_size) == 0:
+        raise DataError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
+    k = DEFAULTS.k
+
+    tf.set_random_seed(args.seed)
+    model = DCGAN(batch_size=args.batch_size, image_shape=train.IMAGE_SHAPE, dim_z=args.dim_z, dim_y=train.DIM_Y,
+                  dim_W1=args.dim_W1, dim_W2=args.dim_W2, dim_W3=args.dim_W3)
+    graph = TrainingGraph(model)
+    sess = train.make_session(args.threads)
+    sess.run(tf.global_variables_initializer())
+
+    def evaluated(i):  # train.py's rule for which iterations compute the printed numbers
+        return args.mode == "faithful" or i % args.log_every == 0
+
+    timed = range(args.iterations)
+    kinds = [("G" if np.mod(i, k) != 0 else "D", evaluated(i)) for i in timed]
+    flops = {kind: count_flops(graph.fetches(*kind)) for kind in set(kinds)}
+    feed = batches(trX, trY, args.batch_size, args.dim_z)
+
+    for updated, evaluate in sorted(flops):
+        for _ in range(args.warmup):
+            graph.step(sess, 0 if updated == "D" else 1, *next(feed), k=k, evaluate=evaluate)
+
+    step_seconds = {"D": [], "G": []}
+    started = time.perf_counter()
+    for i in timed:
+        Xs, Ys, Zs = next(feed)
+        t = time.perf_counter()
+        out = graph.step(sess, i, Xs, Ys, Zs, k=k, evaluate=evaluated(i))
+        step_seconds[out["updated"]].append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    sess.close()
+
+    gflop_per_it = sum(flops[kind] for kind in kinds) / len(kinds) / 1e9
+    it_per_s = args.iterations / elapsed
+
+    def median_ms(seconds):
+        return float(np.median(seconds)) * 1000 if seconds else None
+
+    return {
+        "mode": args.mode, "log_every": args.log_every if args.mode == "compact" else None,
+        "batch_size": args.batch_size, "iterations": args.iterations, "warmup": args.warmup, "data": data,
+        "device": device_description(), "threads": args.threads, "tensorflow": _tf.__version__,
+        "it_per_s": it_per_s, "ms_d_step": median_ms(step_seconds["D"]), "ms_g_step": median_ms(step_seconds["G"]),
+        "d_steps": len(step_seconds["D"]), "g_steps": len(step_seconds["G"]),
+        "gflop_per_it": gflop_per_it,
+        "gflop_per_run": {f"{updated} {'update+evaluation' if evaluate else 'update'}": n / 1e9
+                          for (updated, evaluate), n in sorted(flops.items())},
+        "gflops": gflop_per_it * it_per_s, "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def print_table(r):
+    mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
+    print(f"bench: {mode} mode, batch {r['batch_size']}, {r['iterations']} timed iterations after warm-up, "
+          f"{r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
+    print(f"  iterations/second     {r['it_per_s']:.3f}")
+    for name, ms, n in (("D", r["ms_d_step"], r["d_steps"]), ("G", r["ms_g_step"], r["g_steps"])):
+        print(f"  ms per {name} step         " + ("-" if ms is None else f"{ms:.1f}  (median of {n})"))
+    runs = ", ".join(f"{name} {g:.2f}" for name, g in r["gflop_per_run"].items())
+    print(f"  GFLOP per iteration   {r['gflop_per_it']:.2f}  (per run: {runs}; counted from the graph)")
+    print(f"  achieved GFLOP/s      {r['gflops']:.1f}")
+    print(f"  peak resident memory  {r['peak_rss_mb']:.0f} MB")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 or more, got {args.threads}")
+    try:
+        result = bench(args)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+    return 0

@@ -1,7 +1,7 @@
 """Train the conditional DCGAN: the original train.py's loop, plus seeds, checkpoints and resume.
 
 Read top to bottom: settings, data, graph, session, then the loop. With no flags every number,
-random draw, printed line and vis/ file is the original's (see ../README.md for the switches).
+random draw, printed line and vis/ file is the original's (the README lists the switches).
 """
 import os
 import signal

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import DCGAN, _tf, tf
+from .settings import positive_int
 
 # --dims keys -> DCGAN keyword arguments, with the original train.py's values.
 DIMS = {"z": ("dim_z", 100), "y": ("dim_y", 10), "W1": ("dim_W1", 1024), "W2": ("dim_W2", 128),
@@ -384,14 +385,6 @@ def parse_dims(text):
     return dims
 
 
-def positive(text):
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {n}")
-    return n
 
 
 def build_parser():
@@ -401,9 +394,9 @@ def build_parser():
         description="Build the model in a fresh graph and print, for every step of G, D and the sampler, "
                     "what it does, its ops, input/weight/output shapes and the arithmetic behind them, "
                     "then the parameter counts.")
-    p.add_argument("--batch-size", type=positive, default=DEFAULT_BATCH_SIZE,
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                    help=f"batch size baked into the placeholders (default {DEFAULT_BATCH_SIZE}, as train.py)")
-    p.add_argument("--sample-size", type=positive, default=DEFAULT_SAMPLE_SIZE,
+    p.add_argument("--sample-size", type=positive_int, default=DEFAULT_SAMPLE_SIZE,
                    help=f"batch size of the sampler (default {DEFAULT_SAMPLE_SIZE}, train.py's visualize_dim)")
     p.add_argument("--dims", type=parse_dims, default={},
                    help=f"comma-separated KEY=N to change model widths; keys and defaults: {defaults}")

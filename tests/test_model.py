@@ -1,4 +1,6 @@
 """The model's graph: every variable, every layer's exact shape, and the ops against NumPy formulas."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -169,12 +171,19 @@ def batch(rng, B=6, z=8):
             rng.uniform(-1, 1, (B, z)).astype(np.float32))
 
 
+@contextlib.contextmanager
+def initialised_graph(seed, loss="clipped"):
+    """A small TrainingGraph with freshly initialised variables, and its session."""
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.set_random_seed(seed)
+        g = small_training_graph(loss)
+        sess.run(tf.global_variables_initializer())
+        yield g, sess
+
+
 def test_d_step_changes_only_discriminator_and_g_step_only_generator():
     rng = np.random.RandomState(0)
-    with tf.Graph().as_default(), tf.Session() as sess:
-        tf.set_random_seed(1)
-        g = small_training_graph()
-        sess.run(tf.global_variables_initializer())
+    with initialised_graph(1) as (g, sess):
         names = [v.name for v in g.gen_vars + g.discrim_vars]
         before = sess.run(g.gen_vars + g.discrim_vars)
         out = g.step(sess, 0, *batch(rng))
@@ -194,10 +203,7 @@ def test_d_step_changes_only_discriminator_and_g_step_only_generator():
 def test_step_reports_values_after_the_update():
     """The printed numbers are the post-update ones, as in the original's second Session.run."""
     rng = np.random.RandomState(0)
-    with tf.Graph().as_default(), tf.Session() as sess:
-        tf.set_random_seed(2)
-        g = small_training_graph()
-        sess.run(tf.global_variables_initializer())
+    with initialised_graph(2) as (g, sess):
         Xs, Ys, Zs = batch(rng)
         out = g.step(sess, 0, Xs, Ys, Zs)
         feed = {g.Z: Zs, g.Y: Ys, g.image_real: Xs}
@@ -212,10 +218,7 @@ def test_stable_loss_differs_from_clipped_only_in_the_cost():
     Xs, Ys, Zs = batch(rng)
     costs = {}
     for loss in ("clipped", "stable"):
-        with tf.Graph().as_default(), tf.Session() as sess:
-            tf.set_random_seed(3)
-            g = small_training_graph(loss)
-            sess.run(tf.global_variables_initializer())
+        with initialised_graph(3, loss) as (g, sess):
             costs[loss] = sess.run([g.d_cost, g.p_real], {g.Z: Zs, g.Y: Ys, g.image_real: Xs})
     assert costs["clipped"][0] != costs["stable"][0]
     np.testing.assert_array_equal(costs["clipped"][1], costs["stable"][1])

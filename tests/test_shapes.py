@@ -152,7 +152,7 @@ def test_main_table_format(capsys):
     (["--dims", "q=3"], "argument --dims: 'q=3' is not KEY=N with KEY one of z, y, W1, W2, W3, channel"),
     (["--dims", "z=x"], "argument --dims: z='x': the value must be a whole number"),
     (["--dims", "W1=0"], "argument --dims: W1=0: the value must be positive"),
-    (["--batch-size", "0"], "argument --batch-size: must be positive, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
     (["--format", "html"], "argument --format: invalid choice"),
 ])
 def test_bad_arguments_are_named(argv, message, capsys):

@@ -28,7 +28,7 @@ from . import settings as settings_module
 from . import train
 from .graph import TrainingGraph
 from .load import DataError, load_dataset
-from .model import DCGAN, tf
+from .model import DCGAN, DIM_Y, tf
 
 DEFAULTS = settings_module.build_parser().parse_args([])
 # The original's training split: 50,000 of MNIST's 60,000 training images.
@@ -141,7 +141,7 @@ def bench(args):
     k = DEFAULTS.k
 
     tf.set_random_seed(args.seed)
-    model = DCGAN(batch_size=args.batch_size, image_shape=train.IMAGE_SHAPE, dim_z=args.dim_z, dim_y=train.DIM_Y,
+    model = DCGAN(batch_size=args.batch_size, image_shape=train.IMAGE_SHAPE, dim_z=args.dim_z, dim_y=DIM_Y,
                   dim_W1=args.dim_W1, dim_W2=args.dim_W2, dim_W3=args.dim_W3)
     graph = TrainingGraph(model)
     sess = train.make_session(args.threads)

@@ -48,7 +48,7 @@ from itertools import zip_longest
 import numpy as np
 
 from .graph import TrainingGraph, session_config
-from .model import DCGAN, LOSSES, tf
+from .model import DCGAN, DIM_Y, LOSSES, tf
 from .settings import positive_int
 from .util import OneHot
 
@@ -68,7 +68,6 @@ ORIGINAL_BETA1 = 0.5
 ORIGINAL_K = 2
 VISUALIZE_DIM = 196
 IMAGE_SHAPE = [28, 28, 1]
-DIM_Y = 10
 
 ORIGINAL_INIT_ARGS = ("batch_size", "image_shape", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3", "dim_channel")
 ORIGINAL_METHODS = {"build_model": (), "generate": ("Z", "Y"), "discriminate": ("image", "Y"),

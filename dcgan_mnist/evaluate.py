@@ -23,10 +23,10 @@ from scipy.spatial.distance import cdist
 
 from . import judge as judge_module
 from .load import DataError, load_dataset, mnist, resolve_data_dir
+from .model import DIM_Y
 from .restore import TrainedGenerator
 from .util import OneHot
 
-DIM_Y = 10
 SMALL_SET = 1000  # Newmu reports NNC and NND at 1k and 10k samples
 SAMPLES_DURING_TRAINING = 1000
 EVAL_SEED = 0  # the default seed of the evaluation's own draws, and the one used during training

@@ -11,7 +11,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from .restore import DIM_Y, TrainedGenerator
+from .model import DIM_Y
+from .restore import TrainedGenerator
 from .settings import positive_int
 from .util import OneHot, ensure_dir, save_visualization
 

@@ -60,14 +60,10 @@ class TrainingGraph:
         # The re-evaluations are not layers of the model; the shape and compare tools read model.layers.
         del model.layers[layers_of_the_model:]
 
-    def _layer(self, call, step):
-        return next(t for c, s, t in self.model.layers if c == call and s == step)
-
     def _numbers_after_discrim_update(self):
         """[g_cost, p_real, p_gen] with D's updated weights, on the update pass's generated images."""
         model = self.model
-        # build_model does not return sigmoid(G(z)); it is the image the discriminator's second call takes.
-        image_gen = self._layer("discriminate_1", "concat_image_y").op.inputs[0]
+        image_gen = model.image_gen
         discrim_after = read_after(self.train_op_discrim, model.discrim_weights)
         raw_real = model.discriminate(self.image_real, self.Y, weights=discrim_after)
         raw_gen = model.discriminate(image_gen, self.Y, weights=discrim_after)
@@ -77,7 +73,7 @@ class TrainingGraph:
     def _numbers_after_gen_update(self):
         """[d_cost, p_real, p_gen] with G's updated weights; D did not change, so P(real) is the pass's own."""
         model = self.model
-        raw_real = self._layer("discriminate", "h4_lrelu")
+        raw_real = model.raw_real
         gen_after = read_after(self.train_op_gen, model.gen_weights)
         image_gen = tf.nn.sigmoid(model.generate(self.Z, self.Y, weights=gen_after))
         raw_gen = model.discriminate(image_gen, self.Y)

@@ -10,6 +10,8 @@ import tensorflow as _tf
 tf = _tf.compat.v1
 
 LOSSES = ("clipped", "stable")
+# Width of the one-hot labels: ten digits (or ten Fashion-MNIST classes).
+DIM_Y = 10
 
 
 def batchnormalize(X, eps=1e-8, g=None, b=None):
@@ -107,6 +109,8 @@ class DCGAN():
         raw_gen = self.discriminate(image_gen, Y)
         p_gen = tf.nn.sigmoid(raw_gen)
         d_cost, g_cost = self.costs(raw_real, raw_gen)
+        # Kept for the training graph, which evaluates after an update without rebuilding these.
+        self.image_gen, self.raw_real = image_gen, raw_real
         return Z, Y, image_real, d_cost, g_cost, p_real, p_gen
 
     def costs(self, raw_real, raw_gen):

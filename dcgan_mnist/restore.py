@@ -4,9 +4,7 @@ import os
 from . import checkpoint
 from . import settings as settings_module
 from .graph import session_config
-from .model import DCGAN, tf
-
-DIM_Y = 10
+from .model import DCGAN, DIM_Y, tf
 
 
 class TrainedGenerator:

@@ -14,12 +14,11 @@ from . import checkpoint
 from . import settings as settings_module
 from .graph import TrainingGraph, session_config
 from .load import DataError, load_dataset
-from .model import DCGAN, tf
+from .model import DCGAN, DIM_Y, tf
 from .records import Events, Metrics, Rate, finite, print_compact, print_original
 from .util import OneHot, ensure_dir, save_visualization
 
 IMAGE_SHAPE = [28, 28, 1]
-DIM_Y = 10
 # float32(i / 255.) for every byte: the original divided float64 pixels by 255. and TensorFlow
 # rounded them to float32 at the feed, so a lookup gives the same floats from uint8 data.
 PIXEL_TO_FLOAT = (np.arange(256) / 255.).astype(np.float32)

@@ -26,6 +26,7 @@ import tensorflow as _tf
 
 from . import settings as settings_module
 from . import train
+from .cli import positive_int
 from .graph import TrainingGraph
 from .load import DataError, load_dataset
 from .model import DCGAN, DIM_Y, tf
@@ -47,21 +48,21 @@ def build_parser():
     p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
                    help="faithful: every iteration computes the post-update numbers the original prints; compact: "
                         "only every --log-every iterations (as train.py --log compact)")
-    p.add_argument("--iterations", type=settings_module.positive_int, default=50, help="timed iterations")
-    p.add_argument("--warmup", type=settings_module.positive_int, default=2,
+    p.add_argument("--iterations", type=positive_int, default=50, help="timed iterations")
+    p.add_argument("--warmup", type=positive_int, default=2,
                    help="untimed runs of each kind of Session.run the timed iterations make")
-    p.add_argument("--batch-size", type=settings_module.positive_int, default=defaults.batch_size)
-    p.add_argument("--log-every", type=settings_module.positive_int, default=defaults.log_every,
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    p.add_argument("--log-every", type=positive_int, default=defaults.log_every,
                    help="compact mode: iterations between evaluated (logged) iterations")
     p.add_argument("--data-dir", default=None,
                    help="time on the MNIST-format files in this folder (default: synthetic uint8 data, "
                         f"{SYNTHETIC_IMAGES} images)")
     p.add_argument("--valid-size", type=int, default=defaults.valid_size,
                    help="with --data-dir: training images held out, as train.py does")
-    p.add_argument("--dim-z", type=settings_module.positive_int, default=defaults.dim_z)
-    p.add_argument("--dim-W1", type=settings_module.positive_int, default=defaults.dim_W1)
-    p.add_argument("--dim-W2", type=settings_module.positive_int, default=defaults.dim_W2)
-    p.add_argument("--dim-W3", type=settings_module.positive_int, default=defaults.dim_W3)
+    p.add_argument("--dim-z", type=positive_int, default=defaults.dim_z)
+    p.add_argument("--dim-W1", type=positive_int, default=defaults.dim_W1)
+    p.add_argument("--dim-W2", type=positive_int, default=defaults.dim_W2)
+    p.add_argument("--dim-W3", type=positive_int, default=defaults.dim_W3)
     p.add_argument("--threads", type=int, default=defaults.threads,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and z")

@@ -47,9 +47,9 @@ from itertools import zip_longest
 
 import numpy as np
 
+from .cli import positive_int
 from .graph import TrainingGraph, session_config
 from .model import DCGAN, DIM_Y, LOSSES, tf
-from .settings import positive_int
 from .util import OneHot
 
 # Relative tolerance (to the tensor's scale) for one forward/backward pass: ~80 float32 ulps.

@@ -11,9 +11,9 @@ import os
 import numpy as np
 from PIL import Image
 
+from .cli import positive_int
 from .model import DIM_Y
 from .restore import TrainedGenerator
-from .settings import positive_int
 from .util import OneHot, ensure_dir, save_visualization
 
 

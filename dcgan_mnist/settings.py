@@ -1,12 +1,14 @@
 """Every setting of a training run: the original train.py's values as defaults, each a flag.
 
-This is the one place settings are defined and parsed; train.py, bench and evaluate read them here.
+This is the one place settings are defined and parsed; train.py, bench, compare and shapes take their
+model flags from here. Nothing here imports TensorFlow.
 """
 import argparse
-import json
 import time
 
-# (name, default, help). The first block is the original train.py's settings, with its values.
+from .cli import CommandError, HelpFormatter, non_negative_int, positive_float, positive_int
+
+# (name, default, help). The original train.py's settings, with its values.
 ORIGINAL_SETTINGS = [
     ("n_epochs", 100, "passes over the training split"),
     ("learning_rate", 0.0002, "Adam learning rate of both optimizers"),
@@ -19,21 +21,25 @@ ORIGINAL_SETTINGS = [
     ("k", 2, "alternation period: D is updated when iteration %% k == 0, G otherwise"),
     ("step", 200, "write vis/sample_NNNN.jpg every this many iterations"),
 ]
+DEFAULT = {name: default for name, default, _ in ORIGINAL_SETTINGS}
+MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
 
 
-def positive_int(text):
-    """argparse type for counts and sizes: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _flag(name):
+def flag(name):
     return "--" + name.replace("_", "-")
+
+
+def add_original_setting(parser, name):
+    """Add the original's setting ``name`` as a flag with its default and help."""
+    default, help_text = next((d, h) for n, d, h in ORIGINAL_SETTINGS if n == name)
+    parser.add_argument(flag(name), dest=name, type=positive_float if isinstance(default, float) else positive_int,
+                        default=default, help=help_text)
+
+
+def add_model_flags(parser, names=MODEL_WIDTHS):
+    """The model-width flags (--dim-z, --dim-W1, --dim-W2, --dim-W3), for every command that builds the model."""
+    for name in names:
+        add_original_setting(parser, name)
 
 
 def build_parser():
@@ -41,10 +47,10 @@ def build_parser():
         prog="python train.py",
         description="Train the conditional DCGAN of yihui-he/GAN-MNIST. With no flags this is the original "
                     "program: same settings, same random draws, same console lines and vis/ files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     g = p.add_argument_group("the original's settings")
-    for name, default, help_text in ORIGINAL_SETTINGS:
-        g.add_argument(_flag(name), dest=name, type=type(default), default=default, help=help_text)
+    for name, _, _ in ORIGINAL_SETTINGS:
+        add_original_setting(g, name)
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
@@ -52,7 +58,7 @@ def build_parser():
                         "dataset-fashion-mnist in /usr/share/datasets/fashion-mnist")
     g.add_argument("--data-dir", default=None,
                    help="folder with the four IDX files, raw or .gz (default: data/)")
-    g.add_argument("--valid-size", type=int, default=10000,
+    g.add_argument("--valid-size", type=non_negative_int, default=10000,
                    help="training images held out as the validation split (the original: 10000 of 60000)")
     g.add_argument("--no-download", dest="download", action="store_false",
                    help="fail instead of downloading MNIST when --data-dir has no files")
@@ -62,75 +68,84 @@ def build_parser():
     g.add_argument("--log", choices=["original", "compact"], default="original",
                    help="original: the six lines per iteration of the original; compact: one line every "
                         "--log-every iterations, and the post-update numbers are only computed for those")
-    g.add_argument("--log-every", type=int, default=50, help="iterations between lines in --log compact")
+    g.add_argument("--log-every", type=positive_int, default=50, help="iterations between lines in --log compact")
     g.add_argument("--run-dir", default=None,
                    help="where settings, metrics, checkpoints and TensorBoard events go "
                         "(default: runs/<timestamp>)")
-    g.add_argument("--checkpoint-every", type=int, default=1000,
-                   help="iterations between checkpoints (also written at each epoch's end and the run's end)")
-    g.add_argument("--keep-checkpoints", type=int, default=3,
+    g.add_argument("--checkpoint-every", type=positive_int, default=1000,
+                   help="iterations between checkpoints (one is also written when the run ends or is stopped)")
+    g.add_argument("--keep-checkpoints", type=positive_int, default=3,
                    help="how many recent checkpoints to keep (each is ~160 MB at the default sizes)")
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR exactly where its last checkpoint stopped")
+                   help="continue the run in RUN_DIR (or from one of its checkpoints, RUN_DIR/checkpoints/ckpt-N) "
+                        "exactly where it stopped, with the settings it was started with")
     g.add_argument("--eval-every-epoch", action="store_true",
-                   help="score the generator (NNC/NND, judge accuracy, Frechet distance) after every epoch")
+                   help="score the generator (NNC/NND, judge accuracy, Frechet distance) after every epoch "
+                        "and at the end of the run, into eval.jsonl")
     g.add_argument("--judge-dir", default=None,
-                   help="where the evaluation's digit classifier is cached (default: ~/.cache/dcgan-mnist/judge/...)")
+                   help="where the evaluation's digit classifier is cached (default: ~/.cache/dcgan-mnist/judge)")
 
     g = p.add_argument_group("control")
     g.add_argument("--seed", type=int, default=None,
-                   help="seed numpy and TensorFlow (the original is unseeded); same seed on CPU = same numbers")
-    g.add_argument("--max-iterations", type=int, default=None,
+                   help="seed numpy and TensorFlow; same seed on CPU = same numbers (default: a fresh seed is "
+                        "drawn, printed and recorded, so every run can be resumed and repeated)")
+    g.add_argument("--max-iterations", type=non_negative_int, default=None,
                    help="stop after this many iterations of the whole run (counting from 0, resumes included)")
     g.add_argument("--loss", choices=["clipped", "stable"], default="clipped",
                    help="clipped: the original's bce, which clips the raw logits to [1e-7, 1-1e-7] (and zeroes "
                         "their gradient outside it); stable: sigmoid cross-entropy on the unclipped logits "
                         "(the fix for upstream issue #4)")
-    g.add_argument("--threads", type=int, default=0,
+    g.add_argument("--threads", type=non_negative_int, default=0,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     return p
 
 
-def check(settings, parser):
-    """Reject settings that would only fail later, naming the flag."""
-    positive = ["n_epochs", "batch_size", "dim_z", "dim_W1", "dim_W2", "dim_W3", "visualize_dim", "k", "step",
-                "log_every", "checkpoint_every", "keep_checkpoints"]
-    for name in positive:
-        if getattr(settings, name) <= 0:
-            parser.error(f"{_flag(name)} must be positive, got {getattr(settings, name)}")
-    if settings.learning_rate <= 0:
-        parser.error(f"--learning-rate must be positive, got {settings.learning_rate}")
-    side = round(settings.visualize_dim ** 0.5)
-    if side * side != settings.visualize_dim:
-        parser.error(f"--visualize-dim must be a square number (the grid is square), got {settings.visualize_dim}")
-    if settings.valid_size < 0:
-        parser.error(f"--valid-size must be 0 or more, got {settings.valid_size}")
-    if settings.max_iterations is not None and settings.max_iterations < 0:
-        parser.error(f"--max-iterations must be 0 or more, got {settings.max_iterations}")
-    if settings.threads < 0:
-        parser.error(f"--threads must be 0 or more, got {settings.threads}")
+# Settings that define the run; --resume takes these from the run's settings.json and refuses others.
+RUN_DEFINING = [name for name, _, _ in ORIGINAL_SETTINGS if name != "n_epochs"] + [
+    "dataset", "data_dir", "valid_size", "seed", "loss", "vis_dir"]
+
+
+def given_flags(parser, argv):
+    """Names of the settings given on the command line ``argv`` (whatever their value)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def parse_settings(argv=None):
+    """The settings of ``python train.py ARGV``. With --resume the result is the run's saved settings, with
+    the flags given now in place of its saved ones; ``saved`` (a dict) is how the run was started."""
     parser = build_parser()
     settings = parser.parse_args(argv)
-    check(settings, parser)
+    side = round(settings.visualize_dim ** 0.5)
+    if side * side != settings.visualize_dim:
+        parser.error(f"--visualize-dim must be a square number (the grid is square), got {settings.visualize_dim}")
     if settings.run_dir is None and settings.resume is None:
         settings.run_dir = time.strftime("runs/%Y%m%d-%H%M%S")
     return settings
 
 
-# Settings that define the run; --resume takes these from the run's settings.json.
-RUN_DEFINING = [name for name, _, _ in ORIGINAL_SETTINGS] + [
-    "dataset", "data_dir", "valid_size", "seed", "loss", "vis_dir"]
+def merge_resumed(settings, saved, given, source):
+    """--resume: the run's ``saved`` settings, overridden by the flags ``given`` now, except the ones that
+    define the run, which must agree (``source`` names the file in the error)."""
+    for name in RUN_DEFINING:
+        if name in given and getattr(settings, name) != saved.get(name):
+            raise CommandError(f"{flag(name)} {getattr(settings, name)} contradicts the run's setting "
+                               f"{saved.get(name)!r} in {source}; a resumed run keeps the settings that define it")
+    merged = dict(saved)
+    merged.update({name: getattr(settings, name) for name in given})
+    merged.update(resume=settings.resume)
+    return argparse.Namespace(**{**vars(settings), **merged})
 
 
 def save(settings, path):
+    import json
     with open(path, "w") as f:
         json.dump(vars(settings), f, indent=2, sort_keys=True)
         f.write("\n")
 
 
 def load(path):
+    import json
     with open(path) as f:
         return json.load(f)

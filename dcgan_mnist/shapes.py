@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cli import positive_int
 from .model import DCGAN, _tf, tf
-from .settings import positive_int
 
 # --dims keys -> DCGAN keyword arguments, with the original train.py's values.
 DIMS = {"z": ("dim_z", 100), "y": ("dim_y", 10), "W1": ("dim_W1", 1024), "W2": ("dim_W2", 128),

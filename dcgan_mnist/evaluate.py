@@ -155,8 +155,8 @@ def flat_scores(scores, prefix="eval"):
     return flat
 
 
-def evaluate_during_training(sess, graph, s, epoch, iterations, data, metrics, events):
-    """train.py --eval-every-epoch: score the live generator and append the scores to metrics.jsonl
+def evaluate_during_training(sess, graph, s, epoch, iterations, data, log, events):
+    """train.py --eval-every-epoch: score the live generator and append the scores to eval.jsonl (``log``)
     and TensorBoard under the last iteration done. Draws only from its own fixed-seed RNG (the same
     z and labels every epoch), so the training's random numbers are untouched."""
     judge = judge_for(s.dataset, s.data_dir, s.judge_dir, s.threads)
@@ -166,10 +166,8 @@ def evaluate_during_training(sess, graph, s, epoch, iterations, data, metrics, e
     finally:
         judge.close()
     last = iterations - 1
-    metrics.write({"iteration": last, "epoch": epoch, "eval": scores})
-    flat = flat_scores(scores)
-    events.scalars(last, flat)
-    metrics.flush()
+    log.write({"iteration": last, "epoch": epoch, **scores})
+    events.scalars(last, flat_scores(scores))
     events.flush()
     generated = scores["generated"]
     nn = "".join(f" | NNC@{e['n']} {e['nnc']:.4f} | NND@{e['n']} {e['nnd']:.3f}"

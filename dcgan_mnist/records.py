@@ -1,15 +1,23 @@
 """What a run writes besides checkpoints: the console lines, metrics.jsonl and TensorBoard events."""
+import contextlib
 import io
 import json
+import math
 import os
+import threading
 import time
 
 import numpy as np
 
+from .cli import dumps
 from .model import tf
+from .run import WriteError, write_atomically, write_failure
 from .util import grid_image
 
 METRICS_FILE = "metrics.jsonl"
+EVAL_FILE = "eval.jsonl"
+# The four numbers the original prints every iteration.
+QUANTITIES = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 
 
 def print_original(out, iteration):
@@ -34,54 +42,78 @@ def print_compact(out, iteration, epoch, rate, remaining):
              rate, eta), flush=True)
 
 
-def _number(value):
-    return None if value is None else float(value)
+class JsonLines:
+    """A file of one strict-JSON object per line (a non-finite number is written as null). Each line is
+    flushed when written, so a full disk is noticed at the iteration that hit it. On resume, lines of
+    iterations at or past the checkpoint (and a line cut short by a crash) are dropped, so the file reads
+    as if the run had never stopped."""
 
-
-class Metrics:
-    """metrics.jsonl: one JSON object per iteration. On resume, lines past the checkpoint are cut
-    so the file reads as if the run had never stopped."""
-
-    def __init__(self, run_dir, resume_at=None):
-        self.path = os.path.join(run_dir, METRICS_FILE)
-        if resume_at is not None and os.path.exists(self.path):
-            with open(self.path) as f:
-                kept = [line for line in f if line.strip() and json.loads(line).get("iteration", -1) < resume_at]
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
-                f.writelines(kept)
-            os.replace(tmp, self.path)
-        self.file = open(self.path, "a")
+    def __init__(self, path, resume_at=None):
+        self.path = path
+        try:
+            if resume_at is not None and os.path.exists(path):
+                with open(path) as f:
+                    kept = [line for line in f if _before(line, resume_at)]
+                write_atomically(path, "".join(kept))
+            self.file = open(path, "a", buffering=1)
+        except OSError as e:
+            raise WriteError(f"could not write {path}: {e.strerror or e}") from None
 
     def write(self, record):
-        self.file.write(json.dumps(record) + "\n")
-
-    def iteration(self, iteration, epoch, out, seconds):
-        self.write({"iteration": iteration, "epoch": epoch, "updated": out["updated"],
-                    "gen_loss": _number(out.get("gen_loss")), "discrim_loss": _number(out.get("discrim_loss")),
-                    "p_real": _number(out.get("p_real")), "p_gen": _number(out.get("p_gen")),
-                    "seconds": round(seconds, 6)})
-
-    def flush(self):
-        self.file.flush()
+        try:
+            self.file.write(dumps(record) + "\n")
+        except OSError as e:
+            raise WriteError(f"could not write {self.path}: {e.strerror or e}") from None
 
     def close(self):
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # already reported by the write that failed
+
+
+def _before(line, iteration):
+    try:
+        return json.loads(line)["iteration"] < iteration
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+class Metrics(JsonLines):
+    """metrics.jsonl: one line per iteration."""
+
+    def __init__(self, run_dir, resume_at=None):
+        super().__init__(os.path.join(run_dir, METRICS_FILE), resume_at)
+
+    def iteration(self, iteration, epoch, out, seconds):
+        numbers = {name: None if out.get(name) is None else float(out[name]) for name in QUANTITIES}
+        record = {"iteration": iteration, "epoch": epoch, "updated": out["updated"], **numbers,
+                  "seconds": round(seconds, 6)}
+        if not all(math.isfinite(v) for v in numbers.values() if v is not None):
+            record["finite"] = False  # the numbers that were NaN or infinite are written as null
+        self.write(record)
 
 
 class Events:
-    """TensorBoard events (scalars, the sample grid, the graph) through tf.compat.v1.summary.FileWriter."""
+    """TensorBoard events (scalars, the sample grid, the graph) through tf.compat.v1.summary.FileWriter.
+
+    The writer works in a thread of its own; when a write fails (a full disk), the thread dies and the next
+    call here raises, which becomes one WriteError naming the file instead of the thread's stack dump."""
 
     def __init__(self, run_dir, graph, resume_at=None):
-        self.writer = tf.summary.FileWriter(run_dir, graph=None if resume_at else graph)
-        if resume_at is not None:
-            # Tells TensorBoard to drop what an earlier process logged past the checkpoint.
-            self.writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), resume_at)
+        threading.excepthook = _quiet_event_writer_thread
+        tf.get_logger().addFilter(_drop_event_writer_errors)
+        with self._writing():
+            self.writer = tf.summary.FileWriter(run_dir, graph=None if resume_at else graph)
+            if resume_at is not None:
+                # Tells TensorBoard to drop what an earlier process logged past the checkpoint.
+                self.writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), resume_at)
 
     def scalars(self, step, values):
         summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(v))
                                     for tag, v in values.items() if v is not None])
-        self.writer.add_summary(summary, step)
+        with self._writing():
+            self.writer.add_summary(summary, step)
 
     def grid(self, step, images, nh_nw, tag="samples"):
         png = io.BytesIO()
@@ -89,13 +121,38 @@ class Events:
         picture.save(png, format="PNG")
         image = tf.Summary.Image(height=picture.height, width=picture.width, colorspace=3,
                                  encoded_image_string=png.getvalue())
-        self.writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, image=image)]), step)
+        with self._writing():
+            self.writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, image=image)]), step)
 
     def flush(self):
-        self.writer.flush()
+        with self._writing():
+            self.writer.flush()
 
     def close(self):
-        self.writer.close()
+        try:
+            self.writer.close()
+        except (OSError, RuntimeError, tf.errors.OpError):
+            pass  # already reported by the call that failed
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _writing():
+        try:
+            yield
+        except (OSError, RuntimeError, tf.errors.OpError) as e:
+            raise WriteError(f"could not write TensorBoard events: {write_failure(e)}") from None
+
+
+_default_excepthook = threading.excepthook
+
+
+def _quiet_event_writer_thread(args):
+    if args.thread is None or args.thread.name != "EventLoggerThread":
+        _default_excepthook(args)
+
+
+def _drop_event_writer_errors(record):
+    return not record.getMessage().startswith("EventFileWriter writer thread error")
 
 
 class Rate:

@@ -1,38 +1,28 @@
-"""Rebuild a trained generator from a run directory (settings.json + latest checkpoint)."""
-import os
-
-from . import checkpoint
-from . import settings as settings_module
+"""Rebuild a trained generator from a run directory or one of its checkpoints."""
+from . import run
 from .graph import session_config
-from .model import DCGAN, DIM_Y, tf
+from .model import tf
 
 
 class TrainedGenerator:
-    """The generator of a run, restored in its own graph and session.
+    """The generator of a run, restored in its own graph and session. ``path`` is a run directory (its
+    latest checkpoint) or one of its checkpoints; ``settings`` is the run's settings.json.
 
     The generator normalises with the statistics of the batch it is given (as the original's sampler
     does), so what a z draws depends a little on the rest of its batch.
     """
 
-    def __init__(self, run_dir, threads=0):
-        settings_path = os.path.join(run_dir, "settings.json")
-        if not os.path.exists(settings_path):
-            raise SystemExit(f"error: --checkpoint {run_dir!r}: no settings.json there; expected a run directory "
-                             f"written by train.py")
-        prefix = checkpoint.latest(run_dir)
-        if prefix is None:
-            raise SystemExit(f"error: --checkpoint {run_dir!r}: no checkpoint in {checkpoint.checkpoint_dir(run_dir)}")
-        self.settings = settings_module.load(settings_path)
-        self.checkpoint = prefix
+    def __init__(self, path, threads=0, flag="--checkpoint"):
+        self.run = run.Run(path, flag)
+        self.settings = self.run.settings
+        self.checkpoint = self.run.checkpoint
         self.dim_z = self.settings["dim_z"]
         self.graph = tf.Graph()
         with self.graph.as_default():
-            s = self.settings
-            self.model = DCGAN(batch_size=s["batch_size"], dim_z=s["dim_z"], dim_y=DIM_Y, dim_W1=s["dim_W1"],
-                               dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], loss=s["loss"])
+            self.model = run.model_from_settings(self.settings)
             saver = tf.train.Saver(var_list=self.model.gen_weights)
             self.session = tf.Session(config=session_config(threads))
-            saver.restore(self.session, prefix)
+            self.run.restore(saver, self.session)
         self._samplers = {}
 
     def sample(self, Z, Y):

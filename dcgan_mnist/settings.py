@@ -137,15 +137,3 @@ def merge_resumed(settings, saved, given, source):
     merged.update(resume=settings.resume)
     return argparse.Namespace(**{**vars(settings), **merged})
 
-
-def save(settings, path):
-    import json
-    with open(path, "w") as f:
-        json.dump(vars(settings), f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
-def load(path):
-    import json
-    with open(path) as f:
-        return json.load(f)

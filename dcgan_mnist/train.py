@@ -1,7 +1,10 @@
 """Train the conditional DCGAN: the original train.py's loop, plus seeds, checkpoints and resume.
 
-Read top to bottom: settings, data, graph, session, then the loop. With no flags every number,
-random draw, printed line and vis/ file is the original's (the README lists the switches).
+Read top to bottom: ``train`` is the original loop; ``Training`` holds its state and does each named
+piece (start or resume, one iteration, its log lines, the sample grid, checkpoints, the end). With no
+flags every number, random draw, printed line and vis/ file is the original's (the README lists the
+switches). Exit codes: 0 done, 1 a usage or data problem, 3 a loss went non-finite, 4 a file could not be
+written, 128 + N stopped by signal N (130 for Ctrl-C, 143 for SIGTERM).
 """
 import os
 import signal
@@ -10,48 +13,56 @@ import time
 
 import numpy as np
 
-from . import checkpoint
+from . import cli, run
 from . import settings as settings_module
+from .cli import CommandError
 from .graph import TrainingGraph, session_config
 from .load import DataError, load_dataset
-from .model import DCGAN, DIM_Y, tf
-from .records import Events, Metrics, Rate, finite, print_compact, print_original
+from .model import DIM_Y, tf
+from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
+from .run import WriteError
 from .util import OneHot, ensure_dir, save_visualization
 
 IMAGE_SHAPE = [28, 28, 1]
 # float32(i / 255.) for every byte: the original divided float64 pixels by 255. and TensorFlow
 # rounded them to float32 at the feed, so a lookup gives the same floats from uint8 data.
 PIXEL_TO_FLOAT = (np.arange(256) / 255.).astype(np.float32)
+EXIT_NOT_FINITE = 3
+
+
+def main(argv=None):
+    return cli.run(train_command, argv)
+
+
+def train_command(argv):
+    s = settings_module.parse_settings(argv)
+    checkpoint = None
+    if s.resume:
+        s, checkpoint = resume_settings(s, argv)
+    with tf.Graph().as_default():
+        return train(s, checkpoint)
+
+
+def resume_settings(s, argv):
+    """--resume: the run's own settings (flags given now replace the saved ones, except the settings that
+    define the run, which must agree) and the checkpoint to continue from."""
+    run_dir, checkpoint = run.find_checkpoint(s.resume, "--resume")
+    saved = run.load_settings(run_dir, "--resume")
+    given = settings_module.given_flags(settings_module.build_parser(), argv) - {"resume"}
+    if "run_dir" in given:
+        raise CommandError("--run-dir cannot be combined with --resume: a resumed run stays in its own directory")
+    if saved.get("seed") is None:
+        raise CommandError(f"--resume {s.resume!r}: the run was started without a seed by an older version, so "
+                           f"its train/validation split cannot be drawn again and it cannot continue exactly")
+    s = settings_module.merge_resumed(s, saved, given, os.path.join(run_dir, run.SETTINGS_FILE))
+    s.run_dir = run_dir
+    return s, checkpoint
 
 
 def batches_per_epoch(n, batch_size):
     """The original's zip(range(0, n, B), range(B, n, B)): drops the partial last batch (and, when n is a
     multiple of B, the last full one too)."""
     return len(range(batch_size, n, batch_size))
-
-
-def resolve_resume(s):
-    """For --resume, take the run-defining settings from the run's settings.json; a flag given now
-    that contradicts them is an error rather than a silent change of the run."""
-    path = os.path.join(s.resume, "settings.json")
-    if not os.path.exists(path):
-        raise SystemExit(f"error: --resume {s.resume!r}: no settings.json there; is it a run directory?")
-    if checkpoint.latest(s.resume) is None:
-        raise SystemExit(f"error: --resume {s.resume!r}: the run has no checkpoint to continue from")
-    saved = settings_module.load(path)
-    defaults = settings_module.build_parser().parse_args([])
-    for name in settings_module.RUN_DEFINING:
-        given = getattr(s, name)
-        if given != getattr(defaults, name) and given != saved.get(name):
-            raise SystemExit(f"error: --{name.replace('_', '-')} {given} contradicts the run's saved "
-                             f"setting {saved.get(name)!r} in {path}")
-        setattr(s, name, saved[name])
-    s.run_dir = s.resume
-    return s
-
-
-def make_session(threads):
-    return tf.Session(config=session_config(threads))
 
 
 def prepare_batch(trX, trY, rows, dim_z):
@@ -61,6 +72,10 @@ def prepare_batch(trX, trY, rows, dim_z):
     Ys = OneHot(trY[rows], DIM_Y)
     Zs = np.random.uniform(-1, 1, size=[len(rows), dim_z]).astype(np.float32)
     return Xs, Ys, Zs
+
+
+def fresh_seed():
+    return int(np.random.SeedSequence().entropy % 2**32)
 
 
 class StopRequest:
@@ -78,143 +93,253 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def main(argv=None):
-    s = settings_module.parse_settings(argv)
-    if s.resume:
-        s = resolve_resume(s)
-    with tf.Graph().as_default():
-        train(s)
-
-
-def train(s):
-    # Fail on unwritable output before loading data and training, not after an hour.
-    ensure_dir(s.run_dir, "run directory")
-    ensure_dir(checkpoint.checkpoint_dir(s.run_dir), "checkpoint directory")
-    ensure_dir(s.vis_dir, "vis directory")
-    if not s.resume:
-        settings_module.save(s, os.path.join(s.run_dir, "settings.json"))
-
-    # ---- data (the original's first random draw is the train/valid split) ----
-    if s.seed is not None:
-        np.random.seed(s.seed)
+def train(s, checkpoint=None):
+    """The original loop: D at even iterations, G at odd ones, a sample grid every ``step`` iterations."""
+    created = [path for path, what in ((s.run_dir, "run directory"), (s.vis_dir, "vis directory"))
+               if ensure_dir(path, what)]
     try:
-        trX, vaX, teX, trY, vaY, teY = load_dataset(s.dataset, s.data_dir, s.valid_size, download=s.download)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
-    n_batches = batches_per_epoch(len(trY), s.batch_size)
-    if n_batches == 0:
-        raise SystemExit(f"error: {len(trY)} training images make no full batch of --batch-size {s.batch_size} "
-                         f"(the last partial batch is always dropped); lower --batch-size or --valid-size")
+        t = Training(s)
+        if checkpoint:
+            t.resume(checkpoint)
+        else:
+            t.start()
+    except BaseException:
+        for path in created:  # a start that failed leaves no empty folder behind
+            remove_empty_dirs(path)
+        raise
+    if t.iteration >= t.last_iteration:
+        return t.already_finished()
 
-    # ---- graph ----
-    if s.seed is not None:
-        tf.set_random_seed(s.seed)
-    model = DCGAN(batch_size=s.batch_size, image_shape=IMAGE_SHAPE, dim_z=s.dim_z, dim_y=DIM_Y,
-                  dim_W1=s.dim_W1, dim_W2=s.dim_W2, dim_W3=s.dim_W3, loss=s.loss)
-    graph = TrainingGraph(model, learning_rate=s.learning_rate, visualize_dim=s.visualize_dim)
-    state = checkpoint.TrainState(len(trY), s.visualize_dim, s.dim_z, DIM_Y)
-    saver = tf.train.Saver(max_to_keep=s.keep_checkpoints)
-    sess = make_session(s.threads)
-
-    if s.resume:
-        saver.restore(sess, checkpoint.latest(s.run_dir))
-        restored = state.fetch(sess)
-        iterations, epoch = int(restored["iteration"]), int(restored["epoch"])
-        batch, order = int(restored["batch_in_epoch"]), restored["order"]
-        Z_np_sample, Y_np_sample = restored["sample_z"], restored["sample_y"]
-        print(f"resuming {s.run_dir} at iteration {iterations} (epoch {epoch}, batch {batch})", file=sys.stderr)
-    else:
-        sess.run(tf.global_variables_initializer())
-        Z_np_sample = np.random.uniform(-1, 1, size=(s.visualize_dim, s.dim_z))
-        Y_np_sample = OneHot(np.random.randint(10, size=[s.visualize_dim]), DIM_Y)
-        iterations, epoch, batch, order = 0, 0, 0, np.arange(len(trY))
-
-    metrics = Metrics(s.run_dir, resume_at=iterations if s.resume else None)
-    events = Events(s.run_dir, sess.graph, resume_at=iterations if s.resume else None)
-    grid_side = round(s.visualize_dim ** 0.5)
-    last_iteration = s.n_epochs * n_batches if s.max_iterations is None else min(s.max_iterations,
-                                                                                   s.n_epochs * n_batches)
     stop = StopRequest()
-    rate = Rate()
-    last_saved = None
-
-    def save_checkpoint():
-        nonlocal last_saved
-        if last_saved == (iterations, epoch, batch):
-            return
-        last_saved = (iterations, epoch, batch)
-        state.store(sess, iterations, epoch, batch, order, Z_np_sample, Y_np_sample)
-        try:
-            checkpoint.save(saver, sess, s.run_dir, iterations)
-        except (tf.errors.OpError, OSError) as e:
-            finish(4, f"error: writing the checkpoint of iteration {iterations} failed ({e}); the previous "
-                      f"checkpoint {checkpoint.latest(s.run_dir)} is kept")
-        metrics.flush()
-        events.flush()
-
-    def finish(status, message=None):
-        if message:
-            print(message, file=sys.stderr)
+    try:
+        t.open_records(resumed=checkpoint is not None)
+        while t.epoch < s.n_epochs and t.iteration < t.last_iteration:
+            if t.batch == 0:
+                t.shuffle()
+            while t.batch < t.n_batches and t.iteration < t.last_iteration:
+                out = t.step()
+                if not finite(out):
+                    return t.stop_not_finite(out)
+                t.record(out)
+                if stop.signal is not None:
+                    t.checkpoint()
+                    return t.stopped_by(stop.signal)
+                if t.iteration % s.checkpoint_every == 0:
+                    t.checkpoint()
+            if t.batch == t.n_batches:
+                t.epoch += 1
+                t.batch = 0
+                if s.eval_every_epoch:
+                    t.evaluate()
+        t.checkpoint()
+        if s.eval_every_epoch and t.evaluated_at != t.iteration:
+            t.evaluate()  # a run that ends mid-epoch is scored too
+        return t.finished()
+    except WriteError as e:
+        return t.stop_after_write_failure(e)
+    finally:
         stop.release()
-        metrics.close()
-        events.close()
-        sess.close()
-        if status:
-            raise SystemExit(status)
+        t.close()
 
-    # ---- the loop: the original's, resumable at any batch ----
-    while epoch < s.n_epochs and iterations < last_iteration:
-        if batch == 0:
-            # The original reorders its arrays every epoch, so each epoch's order composes with the last.
-            index = np.arange(len(trY))
-            np.random.shuffle(index)
-            order = order[index]
-        while batch < n_batches and iterations < last_iteration:
-            rows = order[batch * s.batch_size:(batch + 1) * s.batch_size]
-            Xs, Ys, Zs = prepare_batch(trX, trY, rows, s.dim_z)
 
-            started = time.perf_counter()
-            logged = s.log == "original" or iterations % s.log_every == 0
-            out = graph.step(sess, iterations, Xs, Ys, Zs, k=s.k, evaluate=logged)
-            rate.tick()
-            metrics.iteration(iterations, epoch, out, time.perf_counter() - started)
-            if not finite(out):
-                finish(3, f"error: a loss or probability is not finite at iteration {iterations} ({out}); "
-                          f"stopping without a checkpoint, so the last good one in "
-                          f"{checkpoint.checkpoint_dir(s.run_dir)} stays the latest")
-            if s.log == "original":
-                print_original(out, iterations)
-            elif logged:
-                print_compact(out, iterations, epoch, rate.per_second(), last_iteration - iterations - 1)
-            if logged:
-                events.scalars(iterations, {"loss/gen": out["gen_loss"], "loss/discrim": out["discrim_loss"],
-                                            "p/real": out["p_real"], "p/gen": out["p_gen"],
-                                            "iterations_per_second": rate.per_second() or None})
+def remove_empty_dirs(path):
+    for folder in (os.path.join(path, run.CHECKPOINT_SUBDIR), path):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # not empty, or not there
 
-            if np.mod(iterations, s.step) == 0:
-                generated_samples = graph.sample(sess, Z_np_sample, Y_np_sample)
-                # The original's shift for tanh outputs; min-max scaling on save undoes it.
-                generated_samples = (generated_samples + 1.) / 2.
-                save_visualization(generated_samples, (grid_side, grid_side),
-                                   save_path=os.path.join(s.vis_dir, 'sample_%04d.jpg' % int(iterations / s.step)))
-                events.grid(iterations, generated_samples, (grid_side, grid_side))
 
-            iterations += 1
-            batch += 1
-            if stop.signal is not None:
-                save_checkpoint()
-                finish(128 + stop.signal,
-                       f"stopped by signal {stop.signal} after iteration {iterations - 1}; checkpoint written. "
-                       f"Continue with: python train.py --resume {s.run_dir}")
-            if iterations % s.checkpoint_every == 0:
-                save_checkpoint()
-        if batch == n_batches:
-            epoch += 1
-            batch = 0
-            save_checkpoint()
-            if s.eval_every_epoch:
-                from .evaluate import evaluate_during_training
-                evaluate_during_training(sess, graph, s, epoch, iterations, (vaX, vaY, trX, trY, teX, teY),
-                                         metrics, events)
-    save_checkpoint()
-    finish(0)
+class Training:
+    """The data, graph, session and loop position of one run, and each piece of the loop."""
+
+    def __init__(self, s):
+        self.s = s
+        # The original's first random draw is the train/validation split; an unseeded run draws a seed
+        # first, so that a resume (which seeds again) gets the same split.
+        if s.seed is None:
+            s.seed = fresh_seed()
+            print(f"seed {s.seed} (drawn for this run; --seed {s.seed} repeats it)", file=sys.stderr)
+        np.random.seed(s.seed)
+        try:
+            self.data = load_dataset(s.dataset, s.data_dir, s.valid_size, download=s.download)
+        except DataError as e:
+            raise CommandError(str(e)) from None
+        self.trX, self.trY = self.data[0], self.data[3]
+        self.n_batches = batches_per_epoch(len(self.trY), s.batch_size)
+        if self.n_batches == 0:
+            raise CommandError(f"{len(self.trY)} training images make no full batch of --batch-size "
+                               f"{s.batch_size} (the last partial batch is always dropped); lower --batch-size "
+                               f"or --valid-size")
+        epochs_end = s.n_epochs * self.n_batches
+        self.last_iteration = epochs_end if s.max_iterations is None else min(s.max_iterations, epochs_end)
+
+        tf.set_random_seed(s.seed)
+        self.graph = TrainingGraph(run.model_from_settings(s), learning_rate=s.learning_rate,
+                                   visualize_dim=s.visualize_dim)
+        self.state = run.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y)
+        self.saver = run.new_saver(s.run_dir, s.keep_checkpoints)
+        self.sess = tf.Session(config=session_config(s.threads))
+        self.grid_side = round(s.visualize_dim ** 0.5)
+        self.metrics = self.events = self.eval_log = None
+        self.saved_at = self.evaluated_at = None
+        self.checkpoint_failed = False
+        self.rate = Rate()
+
+    # ---- start or resume ----
+
+    def start(self):
+        self.sess.run(tf.global_variables_initializer())
+        s = self.s
+        self.sample_z = np.random.uniform(-1, 1, size=(s.visualize_dim, s.dim_z))
+        self.sample_y = OneHot(np.random.randint(10, size=[s.visualize_dim]), DIM_Y)
+        self.iteration, self.epoch, self.batch, self.order = 0, 0, 0, np.arange(len(self.trY))
+
+    def resume(self, checkpoint):
+        run.Run(checkpoint, "--resume").restore(self.saver, self.sess)
+        restored = self.state.fetch(self.sess)
+        self.iteration, self.epoch = int(restored["iteration"]), int(restored["epoch"])
+        self.batch, self.order = int(restored["batch_in_epoch"]), restored["order"]
+        self.sample_z, self.sample_y = restored["sample_z"], restored["sample_y"]
+        self.saved_at = (self.iteration, self.epoch, self.batch)
+        print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batch})",
+              file=sys.stderr)
+
+    def open_records(self, resumed):
+        resume_at = self.iteration if resumed else None
+        run.save_settings({k: v for k, v in vars(self.s).items() if k != "resume"}, self.s.run_dir)
+        self.metrics = Metrics(self.s.run_dir, resume_at)
+        self.eval_log = JsonLines(os.path.join(self.s.run_dir, EVAL_FILE), resume_at) if self.s.eval_every_epoch \
+            else None
+        self.events = Events(self.s.run_dir, self.sess.graph, resume_at)
+
+    # ---- one iteration ----
+
+    def shuffle(self):
+        # The original reorders its arrays every epoch, so each epoch's order composes with the last.
+        index = np.arange(len(self.trY))
+        np.random.shuffle(index)
+        self.order = self.order[index]
+
+    def step(self):
+        s = self.s
+        rows = self.order[self.batch * s.batch_size:(self.batch + 1) * s.batch_size]
+        Xs, Ys, Zs = prepare_batch(self.trX, self.trY, rows, s.dim_z)
+        started = time.perf_counter()
+        self.logged = s.log == "original" or self.iteration % s.log_every == 0
+        out = self.graph.step(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, evaluate=self.logged)
+        self.seconds = time.perf_counter() - started
+        self.rate.tick()
+        return out
+
+    def record(self, out):
+        """Write what the original shows of the iteration just done (and its metrics line), then move past it;
+        also when a write fails, because its update is done."""
+        try:
+            self.metrics.iteration(self.iteration, self.epoch, out, self.seconds)
+            self.log(out)
+            if np.mod(self.iteration, self.s.step) == 0:
+                self.write_grid()
+        finally:
+            self.iteration += 1
+            self.batch += 1
+
+    def log(self, out):
+        if self.s.log == "original":
+            print_original(out, self.iteration)
+        elif self.logged:
+            print_compact(out, self.iteration, self.epoch, self.rate.per_second(),
+                          self.last_iteration - self.iteration - 1)
+        if self.logged:
+            self.events.scalars(self.iteration, {"loss/gen": out["gen_loss"], "loss/discrim": out["discrim_loss"],
+                                                 "p/real": out["p_real"], "p/gen": out["p_gen"],
+                                                 "iterations_per_second": self.rate.per_second() or None})
+
+    def write_grid(self):
+        samples = self.graph.sample(self.sess, self.sample_z, self.sample_y)
+        # The original's shift for tanh outputs; min-max scaling on save undoes it.
+        samples = (samples + 1.) / 2.
+        path = os.path.join(self.s.vis_dir, 'sample_%04d.jpg' % int(self.iteration / self.s.step))
+        try:
+            save_visualization(samples, (self.grid_side, self.grid_side), save_path=path)
+        except OSError as e:
+            run.remove_quietly(path)
+            raise WriteError(f"could not write {path}: {e.strerror or e}") from None
+        self.events.grid(self.iteration, samples, (self.grid_side, self.grid_side))
+
+    def evaluate(self):
+        from .evaluate import evaluate_during_training
+        evaluate_during_training(self.sess, self.graph, self.s, self.epoch, self.iteration, self.data,
+                                 self.eval_log, self.events)
+        self.evaluated_at = self.iteration
+
+    # ---- checkpoints and the end ----
+
+    def checkpoint(self):
+        position = (self.iteration, self.epoch, self.batch)
+        if self.saved_at == position:
+            return
+        self.state.store(self.sess, self.iteration, self.epoch, self.batch, self.order, self.sample_z,
+                         self.sample_y)
+        self.checkpoint_failed = True
+        run.save_checkpoint(self.saver, self.sess, self.s.run_dir, self.iteration)
+        self.checkpoint_failed = False
+        self.saved_at = position
+        self.events.flush()
+
+    def resume_command(self):
+        return f"python train.py --resume {self.s.run_dir}"
+
+    def newest_checkpoint(self):
+        complete = run.complete_checkpoints(self.s.run_dir)
+        return f"the newest good checkpoint is {complete[-1]}" if complete else "there is no checkpoint yet"
+
+    def stop_after_write_failure(self, error):
+        """A file could not be written: keep the iterations done (checkpoint, unless that is what failed),
+        then say what failed, what is kept and how to continue."""
+        lines = [f"error: {error}"]
+        if not getattr(self, "checkpoint_failed", False):
+            try:
+                self.checkpoint()
+            except WriteError as also:
+                lines.append(f"error: {also}")
+        lines += [f"{self.newest_checkpoint()}; free some space or fix the folder, then continue with: "
+                  f"{self.resume_command()}"]
+        print("\n".join(lines), file=sys.stderr)
+        return run.EXIT_WRITE_FAILED
+
+    def stop_not_finite(self, out):
+        try:
+            self.metrics.iteration(self.iteration, self.epoch, out, self.seconds)
+        except WriteError:
+            pass  # the message below says all there is to say
+        print(f"error: a loss or probability is not finite at iteration {self.iteration} ({out}); stopping without "
+              f"a checkpoint: {self.newest_checkpoint()}", file=sys.stderr)
+        return EXIT_NOT_FINITE
+
+    def stopped_by(self, signum):
+        print(f"stopped by signal {signum} after iteration {self.iteration - 1}; checkpoint written. "
+              f"Continue with: {self.resume_command()}", file=sys.stderr)
+        return 128 + signum
+
+    def finished(self):
+        latest = run.complete_checkpoints(self.s.run_dir)[-1]
+        print(f"done: {self.iteration} iterations in {self.s.run_dir} (checkpoint {latest})\n"
+              f"  draw digits: python -m dcgan_mnist generate --checkpoint {self.s.run_dir} --out digits.png\n"
+              f"  score it:    python -m dcgan_mnist evaluate --checkpoint {self.s.run_dir}", file=sys.stderr)
+        return 0
+
+    def already_finished(self):
+        s = self.s
+        limit = (f"--max-iterations {s.max_iterations}" if s.max_iterations is not None
+                 and s.max_iterations < s.n_epochs * self.n_batches else f"all {s.n_epochs} epochs")
+        print(f"{s.run_dir} is finished: it has done its {self.iteration} iterations ({limit}). To train it further, "
+              f"raise the limit: {self.resume_command()} --max-iterations N (or --n-epochs N)", file=sys.stderr)
+        self.close()
+        return 0
+
+    def close(self):
+        for record in (self.metrics, self.eval_log, self.events):
+            if record is not None:
+                record.close()
+        self.sess.close()

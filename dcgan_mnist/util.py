@@ -4,6 +4,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from .cli import CommandError
+
 
 def OneHot(X, n=None, negative_class=0.):
     """Rows of one-hot labels. ``n=None`` keeps the original's width of ``max(X)+1``;
@@ -48,7 +50,9 @@ def save_visualization(X, nh_nw, save_path='./vis/sample.jpg'):
 
 
 def ensure_dir(path, what):
-    """Create ``path`` and prove it is writable now, naming it (``what``) if it is not."""
+    """Create ``path`` and prove it is writable now, naming it (``what``) if it is not.
+    Returns whether the folder was created by this call."""
+    created = not os.path.isdir(path)
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, ".write-test")
@@ -56,4 +60,5 @@ def ensure_dir(path, what):
             pass
         os.remove(probe)
     except OSError as e:
-        raise SystemExit(f"error: {what} {path!r} is not writable: {e.strerror or e}") from None
+        raise CommandError(f"{what} {path!r} is not writable: {e.strerror or e}") from None
+    return created

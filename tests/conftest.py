@@ -1,5 +1,6 @@
 """Shared fixtures: small synthetic MNIST-format data sets written as real IDX files."""
 import gzip
+import json
 import os
 import struct
 import sys
@@ -9,6 +10,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+# A model small enough to train in milliseconds, with the original's structure; 250 training images.
+TINY_MODEL = ["--dim-z", "8", "--dim-W1", "16", "--dim-W2", "8", "--dim-W3", "4"]
+TINY = ["--batch-size", "16", *TINY_MODEL, "--visualize-dim", "4", "--valid-size", "50", "--step", "2",
+        "--no-download"]
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -52,3 +58,18 @@ def mnist_dir(tmp_path):
     directory = tmp_path / "data"
     write_mnist(str(directory))
     return str(directory)
+
+
+def tiny_args(data_dir, out_dir, name="run", *extra):
+    """train.py flags of a tiny run named ``name`` in ``out_dir`` (its run directory and vis-NAME)."""
+    return TINY + ["--data-dir", str(data_dir), "--run-dir", os.path.join(out_dir, name),
+                   "--vis-dir", os.path.join(out_dir, "vis-" + name)] + list(extra)
+
+
+def run_dir_metrics(run_dir):
+    """metrics.jsonl of a run without the timings, which differ from run to run."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    for line in lines:
+        line.pop("seconds", None)
+    return lines

@@ -18,6 +18,8 @@ import numpy as np
 from .model import DCGAN, tf
 
 OPTIMIZER_BETA1 = 0.5
+# The numbers the original prints every iteration, in its order; the keys of a step's result.
+PRINTED = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 # The original's minimize() gates per op (GATE_OP): every op's input gradients are grouped, so without
 # Grappler (see session_config) each is computed even when nothing uses it: the discriminator's weight
 # gradients in a G step, the image gradients of its first conv. GATE_GRAPH computes only the gradients
@@ -53,12 +55,11 @@ class TrainingGraph:
         self.train_op_gen = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1).minimize(
             self.g_cost, var_list=self.gen_vars, gate_gradients=GATE)
         self.Z_sample, self.Y_sample, self.image_sample = model.samples_generator(batch_size=visualize_dim)
-        # Built last, so the variables' seeded initial values do not depend on them.
-        layers_of_the_model = len(model.layers)
-        self.after_discrim_update = self._numbers_after_discrim_update()
-        self.after_gen_update = self._numbers_after_gen_update()
-        # The re-evaluations are not layers of the model; the shape and compare tools read model.layers.
-        del model.layers[layers_of_the_model:]
+        # Built last, so the variables' seeded initial values do not depend on them, and not recorded:
+        # model.layers holds the original's graph, which has no such re-evaluations.
+        with model.not_recording():
+            self.after_discrim_update = self._numbers_after_discrim_update()
+            self.after_gen_update = self._numbers_after_gen_update()
 
     def _numbers_after_discrim_update(self):
         """[g_cost, p_real, p_gen] with D's updated weights, on the update pass's generated images."""
@@ -88,18 +89,17 @@ class TrainingGraph:
         return [self.train_op_gen, self.g_cost] + (self.after_gen_update if evaluate else [])
 
     def step(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
-        """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four numbers the
-        original prints; with ``evaluate=False`` the post-update numbers are not computed and only
-        the updated net's own loss (computed by the update pass) is filled in."""
+        """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four PRINTED numbers;
+        with ``evaluate=False`` the post-update numbers are not computed and only the updated net's own
+        loss (computed by the update pass) is filled in."""
         updated = "G" if np.mod(iteration, k) != 0 else "D"
         values = sess.run(self.fetches(updated, evaluate), feed_dict={self.Z: Zs, self.Y: Ys, self.image_real: Xs})
-        own, other = ("discrim_loss", "gen_loss") if updated == "D" else ("gen_loss", "discrim_loss")
-        out = {"updated": updated, own: values[1]}
-        if evaluate:
-            out[other] = values[2]
-            out["p_real"] = values[3].mean()
-            out["p_gen"] = values[4].mean()
-        return out
+        own = "gen_loss" if updated == "G" else "discrim_loss"
+        # fetches() lists the update's own loss, then the other PRINTED numbers in order. P(real) and
+        # P(gen) come per image and are averaged in numpy, as the original prints them.
+        names = [own] + [name for name in PRINTED if name != own]
+        return {"updated": updated, **{name: value if np.ndim(value) == 0 else value.mean()
+                                       for name, value in zip(names, values[1:])}}
 
     def sample(self, sess, Z, Y):
         return sess.run(self.image_sample, feed_dict={self.Z_sample: Z, self.Y_sample: Y})

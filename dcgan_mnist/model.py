@@ -1,7 +1,7 @@
 """The conditional DCGAN of the original model.py, op for op.
 
 Every layer, constant and variable is the original's; the only additions are that each
-intermediate tensor is recorded in ``DCGAN.layers`` (for the shape tools and tests), that the
+intermediate tensor is recorded in ``DCGAN.layers`` (for the shape and compare tools and tests), that the
 network bodies take their weights and batch size as arguments (so the sampler and the training
 loop reuse one definition), and the opt-in ``loss='stable'`` switch.
 """
@@ -47,6 +47,17 @@ def bce(o, t, clip=True):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(logits=o, labels=t))
 
 
+class _NotRecording:
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.model._recording = False
+
+    def __exit__(self, *exc_info):
+        self.model._recording = True
+
+
 class DCGAN():
     def __init__(
             self,
@@ -72,8 +83,10 @@ class DCGAN():
         self.dim_W3 = dim_W3
         self.dim_channel = dim_channel
         self.loss = loss
-        # (network call, step name, tensor) for every intermediate, in the order it was built.
+        # (network call, step name, tensor) for every intermediate the original's calls build, in order.
         self.layers = []
+        self._recording = True
+        self._calls = {}
 
         # Created in the original's order, so a graph seed gives the original's initial weights.
         def weight(shape, name):
@@ -88,6 +101,11 @@ class DCGAN():
         self.discrim_W2 = weight([5, 5, dim_W3+dim_y, dim_W2], 'discrim_W2')
         self.discrim_W3 = weight([dim_W2*7*7+dim_y, dim_W1], 'discrim_W3')
         self.discrim_W4 = weight([dim_W1+dim_y, 1], 'discrim_W4')
+
+    def not_recording(self):
+        """``with model.not_recording():`` builds networks without adding them to ``layers``: for
+        re-evaluations that are not part of the original's graph (TrainingGraph's post-update numbers)."""
+        return _NotRecording(self)
 
     @property
     def gen_weights(self):
@@ -138,12 +156,15 @@ class DCGAN():
         return Z, Y, x
 
     def _tap(self, call, step, tensor):
-        self.layers.append((call, step, tensor))
+        if self._recording:
+            self.layers.append((call, step, tensor))
         return tensor
 
     def _call_name(self, base):
-        """'discriminate', then 'discriminate_1', ... so each call's layers stay apart."""
-        n = len({c for c, _, _ in self.layers if c == base or c.startswith(base + "_")})
+        """'discriminate', then 'discriminate_1', ...: each call's layers and name scope stay apart,
+        counting the calls made while not recording too."""
+        n = self._calls.get(base, 0)
+        self._calls[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
 
     def _discriminate(self, image, Y, weights, batch_size):

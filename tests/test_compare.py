@@ -8,6 +8,7 @@ import os
 import pytest
 
 from dcgan_mnist import compare
+from dcgan_mnist.cli import CommandError
 from dcgan_mnist.graph import TrainingGraph
 
 TWIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_twin.py")
@@ -36,18 +37,20 @@ def test_exact_twin_matches_everywhere(tmp_path, capsys):
     code, report = run_json(capsys, write_twin(tmp_path))
     assert code == 0
     assert report["match"] is True and report["first_divergence"] is None
-    sections = [r["section"] for r in report["rows"]]
-    assert sections.count("variables") == 8
-    assert sections.count("layers") == 16 + 17 + 17 + 17  # generate, discriminate twice, samples_generator
-    assert sections.count("gradients") == 8
-    assert sections.count("lockstep") == 1 + 4 + 8  # schedule, four printed numbers, final weights
+    # 16 layers of generate, 17 of each discriminate call, 16 + the sigmoid of samples_generator
+    assert report["summary"] == {"variables": {"rows": 8, "differ": 0}, "layers": {"rows": 67, "differ": 0},
+                                 "forward outputs": {"rows": 3, "differ": 0}, "costs": {"rows": 2, "differ": 0},
+                                 "gradients": {"rows": 8, "differ": 0}, "lockstep": {"rows": 13, "differ": 0}}
     rows = {(r["section"], r["name"]): r for r in report["rows"]}
-    assert rows[("variables", "gen_W2")]["original_shape"] == [32 + 10, 16 * 7 * 7]
-    assert rows[("layers", "discriminate_1/h2_concat_y")]["original_shape"] == [8, 16 * 7 * 7 + 10]
-    assert rows[("layers", "samples_generator/sigmoid")]["our_shape"] == [196, 28, 28, 1]
-    assert rows[("outputs", "sampler output")]["shape"] == [196, 28, 28, 1]
+    assert rows[("variables", "gen_W2")]["original"] == "42x784"  # [W1 32 + 10 labels, W2 16 * 7 * 7]
+    assert rows[("layers", "discriminate_1/h2_concat_y")]["original"] == "ConcatV2 8x794"
+    assert rows[("layers", "samples_generator/sigmoid")]["ours"] == "Sigmoid 196x28x28x1"
+    assert rows[("forward outputs", "sampler output")]["ours"] == "196x28x28x1"
     assert rows[("lockstep", "updated net")]["ours"] == "DGDG"
-    assert len(rows[("lockstep", "gen_loss")]["original"]) == 4
+    # Values: every layer, 3 forward outputs, 2 costs, 8 gradients, 4 printed traces, 8 final weights.
+    measured = [r["max_abs"] for r in report["rows"] if r["max_abs"] is not None]
+    assert measured == [0] * (67 + 3 + 2 + 8 + 4 + 8)
+    assert [t["updated"] for t in report["traces"]["original"]] == ["D", "G", "D", "G"]
 
 
 def test_mnist_folder_path_and_text_report(tmp_path, capsys):
@@ -56,13 +59,15 @@ def test_mnist_folder_path_and_text_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert str(tmp_path / "mnist" / "model.py") in out
-    assert "summary: variables 8/8 match; layers 67/67 match" in out
-    assert out.rstrip().endswith("result: MATCH")
+    assert [line.split() for line in out.splitlines() if line.strip().startswith(("gen_W2", "p_gen"))] == [
+        ["gen_W2", "42x784", "42x784", "-", "-", "-", "ok"], ["p_gen", "4", "4", "0", "0", "-", "ok"]]
+    assert "summary: variables 8/8 match; layers 67/67 match; forward outputs 3/3 match; costs 2/2 match; " \
+           "gradients 8/8 match; lockstep 13/13 match\nresult: MATCH\n" in out
 
 
 @pytest.mark.parametrize("edits, section, name", [
     ([("def lrelu(X, leak=0.2)", "def lrelu(X, leak=0.3)")], "layers", "discriminate/h1_lrelu"),
-    ([("logits = tf.clip_by_value(logits, 1e-7, 1. - 1e-7)", "pass")], "outputs", "d_cost"),
+    ([("logits = tf.clip_by_value(logits, 1e-7, 1. - 1e-7)", "pass")], "costs", "d_cost"),
     ([("values=[h1, Y]", "values=[Y, h1]")], "layers", "generate/h1_concat_y"),
     ([("[dim_W1 + dim_y, 1]", "[dim_W1 + dim_y, 2]")], "variables", "discrim_W4"),
 ], ids=["leak", "missing-clip", "swapped-concat", "wrong-shape"])
@@ -79,10 +84,15 @@ def test_wrong_shape_is_marked_in_the_tables_and_stops_the_numbers(tmp_path, cap
     out = capsys.readouterr().out
     assert code == 1
     assert [line.split() for line in out.splitlines() if line.strip().startswith("discrim_W4")] == [
-        ["discrim_W4", "42x2", "84", "42x1", "42", "DIFF"]]
-    assert [line.split()[-1] for line in out.splitlines() if "/h4_matmul" in line] == ["DIFF", "DIFF"]
+        ["discrim_W4", "42x2", "42x1", "-", "-", "-", "DIFF"]]
+    assert [line.split() for line in out.splitlines() if "/h4_matmul" in line] == [
+        [f"{call}/h4_matmul", "MatMul", "8x2", "MatMul", "8x1", "-", "-", "-", "DIFF"]
+        for call in ("discriminate", "discriminate_1")]
     assert "values and lockstep training not run" in out
-    assert "first divergence: variable discrim_W4: shape 42x2 in the original, 42x1 here" in out
+    # h4_matmul, h4_bn and h4_lrelu of both discriminate calls are [8,2]
+    assert "summary: variables 7/8 match; layers 61/67 match; forward outputs not run; costs not run; " \
+           "gradients not run; lockstep not run" in out
+    assert "first divergence: variable discrim_W4: 42x2 in the original, 42x1 here" in out
 
 
 def test_stable_loss_differs_in_costs_and_gradients_only(tmp_path, capsys):
@@ -92,10 +102,9 @@ def test_stable_loss_differs_in_costs_and_gradients_only(tmp_path, capsys):
     rows = {(r["section"], r["name"]): r for r in report["rows"]}
     assert all(r["ok"] for r in report["rows"] if r["section"] in ("variables", "layers"))
     for same in ("P(real)", "P(gen)", "sampler output"):
-        assert rows[("outputs", same)]["max_abs"] == 0
-    for cost in ("d_cost", "g_cost"):
-        assert not rows[("outputs", cost)]["ok"]
-    assert not all(r["ok"] for r in report["rows"] if r["section"] == "gradients")
+        assert rows[("forward outputs", same)]["max_abs"] == 0
+    assert report["summary"]["costs"] == {"rows": 2, "differ": 2}
+    assert report["summary"]["gradients"] == {"rows": 8, "differ": 8}
     assert not rows[("lockstep", "final discrim_W1")]["ok"]
 
 
@@ -134,21 +143,17 @@ def test_lockstep_catches_a_step_that_updates_g_first(tmp_path, capsys, monkeypa
         capsys.readouterr().out
 
 
-def test_missing_path_names_what_was_expected(tmp_path, capsys):
-    assert compare.main(["--original", str(tmp_path / "nowhere")]) == 2
-    err = capsys.readouterr().err
-    assert "nowhere" in err and "does not exist" in err and "yihui-he/GAN-MNIST" in err
-
-
-def test_file_instead_of_folder(tmp_path, capsys):
+@pytest.mark.parametrize("name, message", [
+    ("nowhere", " does not exist; expected a checkout of yihui-he/GAN-MNIST or its mnist/ folder"),
+    ("model.py", " is a file, not a directory"),
+    ("empty", ": found neither model.py nor mnist/model.py"),
+])
+def test_bad_original_path_says_what_was_expected(tmp_path, capsys, name, message):
     (tmp_path / "model.py").write_text("")
-    assert compare.main(["--original", str(tmp_path / "model.py")]) == 2
-    assert "is a file, not a directory" in capsys.readouterr().err
-
-
-def test_folder_without_model_py(tmp_path, capsys):
-    assert compare.main(["--original", str(tmp_path)]) == 2
-    assert "found neither model.py nor mnist/model.py" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    path = str(tmp_path / name)
+    assert compare.main(["--original", path]) == 2
+    assert f"error: --original {path!r}{message}" in capsys.readouterr().err
 
 
 def test_model_py_without_dcgan_class(tmp_path, capsys):
@@ -174,13 +179,13 @@ def test_different_signature_names_the_missing_arguments(tmp_path, capsys):
 
 def test_one_argument_generate_is_refused(tmp_path):
     write_twin(tmp_path, [("def generate(self, Z, Y):", "def generate(self, Z):")])
-    with pytest.raises(compare.CompareError, match=r"DCGAN.generate takes \(Z\), the original's takes \(Z, Y\)"):
+    with pytest.raises(CommandError, match=r"DCGAN.generate takes \(Z\), the original's takes \(Z, Y\)"):
         compare.load_original(str(tmp_path))
 
 
 def test_model_py_not_using_tensorflow_as_tf_is_refused(tmp_path):
     write_twin(tmp_path, [("import tensorflow as tf\n", "import tensorflow as tf\nimport numpy as tf\n")])
-    with pytest.raises(compare.CompareError, match="does not `import tensorflow as tf` as the original does"):
+    with pytest.raises(CommandError, match="does not `import tensorflow as tf` as the original does"):
         compare.load_original(str(tmp_path))
 
 

@@ -67,6 +67,20 @@ def test_every_layer_shape_at_other_dims():
         assert layer_shapes(model, "samples_generator")[-1] == ("sigmoid", [9, 28, 28, 1])
 
 
+def test_calls_built_while_not_recording_leave_no_layers():
+    with tf.Graph().as_default() as graph:
+        model = DCGAN(batch_size=4, dim_W1=16, dim_W2=8, dim_W3=4)
+        Z, Y, image_real, *_ = model.build_model()
+        with model.not_recording():
+            model.discriminate(image_real, Y)
+        model.samples_generator(6)
+        # The unrecorded call still takes the next name scope.
+        assert graph.get_operation_by_name("discriminate_2/concat").type == "ConcatV2"
+    assert list(dict.fromkeys(c for c, _, _ in model.layers)) == [
+        "generate", "discriminate", "discriminate_1", "samples_generator"]
+    assert len(model.layers) == 16 + 17 + 17 + 17
+
+
 def test_variables_names_shapes_and_order():
     with tf.Graph().as_default():
         DCGAN(batch_size=128).build_model()

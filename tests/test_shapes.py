@@ -1,20 +1,21 @@
 """The shapes command: read from the built graph, right for any batch size and widths, docs kept current."""
 import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
 from dcgan_mnist import shapes
+from dcgan_mnist.__main__ import main as dcgan_mnist_main
 from dcgan_mnist.model import tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = {"dim_z": 7, "dim_y": 3, "dim_W1": 32, "dim_W2": 16, "dim_W3": 8, "dim_channel": 2}
+SMALL = {"dim_z": 7, "dim_W1": 32, "dim_W2": 16, "dim_W3": 8}
 
 
 def steps_by_call(steps):
-    return {call: {s.name: s for s in call_steps} for call, call_steps in shapes.by_call(steps)}
+    by = {}
+    for s in steps:
+        by.setdefault(s.call, {})[s.name] = s
+    return by
 
 
 def test_docs_shapes_md_is_up_to_date():
@@ -24,13 +25,24 @@ def test_docs_shapes_md_is_up_to_date():
         "docs/shapes.md is out of date: python -m dcgan_mnist shapes --format markdown > docs/shapes.md")
 
 
-def test_walk_covers_every_recorded_layer_in_order():
-    model, steps, _ = shapes.build(batch_size=4, sample_size=6, dims=SMALL)
+def test_one_step_per_recorded_layer_described_from_its_name():
+    model, steps, _ = shapes.build(batch_size=4, sample_size=6, **SMALL)
     assert [(s.call, s.name, s.output) for s in steps] == [
         (call, step, tensor.shape.as_list()) for call, step, tensor in model.layers]
-    assert [call for call, _ in shapes.by_call(steps)] == [
-        "generate", "discriminate", "discriminate_1", "samples_generator"]
-    assert all(s.does for s in steps), [s.name for s in steps if not s.does]
+    by = steps_by_call(steps)
+    assert list(by) == ["generate", "discriminate", "discriminate_1", "samples_generator"]
+    G, D, S = by["generate"], by["discriminate"], by["samples_generator"]
+    assert G["h1_bn"].does == "batchnorm with this batch's own mean and variance"
+    assert G["h3_bn"].does == "batchnorm per channel with this batch's statistics"
+    assert D["h4_bn"].does == "batchnorm of one score per image: each becomes relative to the batch"
+    assert G["h2_reshape"].does == "cut each vector into feature maps"
+    assert D["h2_reshape"].does == "flatten the feature maps into one vector per image"
+    assert G["h1_concat_y"].does == "append the label"
+    assert G["h3_concat_y"].does == "tile the label over the maps and concat"
+    assert G["h4_deconv"].does == "transposed convolution; the call returns this"
+    assert S["h4_deconv"].does == "transposed convolution"
+    assert S["sigmoid"].does == "sigmoid: values in (0, 1); the call returns this"
+    assert D["h4_lrelu"].does == "leaky ReLU; the call returns this"
 
 
 def test_default_shapes_and_arithmetic():
@@ -53,58 +65,33 @@ def test_default_shapes_and_arithmetic():
                                        "conv2d filter is [h, w, in, out] = [5,5,11,64]: channels 11 -> 64"]
     assert D["h2_reshape"].arithmetic == [
         "reshape [128,7,7,128] -> [128,6272] (asked for [128,-1]; -1 is inferred): 7*7*128 = 6272 values per row"]
-    assert D["h2_concat_y"].output == [128, 6282]
     assert D["h4_bn"].arithmetic[0] == "mean over axis 0: [128,1] -> [1]"
     assert D["h2_bn"].arithmetic[0] == "mean over axes 0, 1, 2: [128,7,7,128] -> [128]"
     assert D["concat_image_y"].inputs[0] == ("image_real", [128, 28, 28, 1])
     assert D_gen["concat_image_y"].inputs[0] == ("image_gen = sigmoid(G's h4)", [128, 28, 28, 1])
-    assert S["sigmoid"].output == [196, 28, 28, 1]
     assert S["concat_z_y"].inputs == [("Z (sampler)", [196, 100]), ("Y (sampler)", [196, 10])]
     assert [(name, t.shape.as_list()) for name, t in outputs] == [
         ("Z", [128, 100]), ("Y", [128, 10]), ("image_real", [128, 28, 28, 1]),
         ("d_cost", []), ("g_cost", []), ("p_real", [128, 1]), ("p_gen", [128, 1])]
 
 
-def test_other_batch_size_and_dims_follow_the_formulas():
-    B, z, y, W1, W2, W3, c = 5, 7, 3, 32, 16, 8, 2
-    model, steps, _ = shapes.build(batch_size=B, sample_size=6, dims=SMALL)
+def test_small_widths():
+    """Batch 5, z 7, W1 32, W2 16, W3 8 (labels 10): 7+10 = 17, 32+10 = 42, 16*49 = 784, 784+10 = 794."""
+    _, steps, _ = shapes.build(batch_size=5, sample_size=6, **SMALL)
     by = steps_by_call(steps)
     G, D, S = by["generate"], by["discriminate"], by["samples_generator"]
-    assert G["h1_matmul"].arithmetic == [f"[{B},{z + y}] x [{z + y},{W1}] -> [{B},{W1}]"]
-    assert G["h2_matmul"].weights == [("gen_W2", [W1 + y, W2 * 49])]
-    assert G["h3_deconv"].arithmetic[0] == (
-        f"conv2d_transpose filter is [h, w, out, in] = [5,5,{W3},{W2 + y}]: channels {W2 + y} -> {W3}")
-    assert G["h4_deconv"].output == [B, 28, 28, c]
+    assert G["h1_matmul"].arithmetic == ["[5,17] x [17,32] -> [5,32]"]
+    assert G["h2_matmul"].weights == [("gen_W2", [42, 784])]
+    assert G["h3_deconv"].arithmetic[0] == "conv2d_transpose filter is [h, w, out, in] = [5,5,8,26]: channels 26 -> 8"
     # A small label map is a Const, not a Fill; it must still be recognised as ones.
     assert G["h2_concat_y"].arithmetic[0] == (
-        f"[{B},1,1,{y}] * ones[{B},7,7,{y}] -> [{B},7,7,{y}] (broadcast: copied along axes 1, 2)")
-    assert D["concat_image_y"].output == [B, 28, 28, c + y]
-    assert D["h1_conv"].arithmetic[1] == (
-        f"conv2d filter is [h, w, in, out] = [5,5,{c + y},{W3}]: channels {c + y} -> {W3}")
+        "[5,1,1,10] * ones[5,7,7,10] -> [5,7,7,10] (broadcast: copied along axes 1, 2)")
+    assert D["h1_conv"].arithmetic[1] == "conv2d filter is [h, w, in, out] = [5,5,11,8]: channels 11 -> 8"
     assert D["h2_reshape"].arithmetic == [
-        f"reshape [{B},7,7,{W2}] -> [{B},{49 * W2}] (asked for [{B},-1]; -1 is inferred): "
-        f"7*7*{W2} = {49 * W2} values per row"]
-    assert D["h2_concat_y"].arithmetic == [
-        f"concat axis 1: [{B},{49 * W2}] + [{B},{y}] -> [{B},{49 * W2 + y}] ({49 * W2}+{y} = {49 * W2 + y})"]
-    assert D["h3_matmul"].weights == [("discrim_W3", [49 * W2 + y, W1])]
-    assert S["h1_matmul"].arithmetic == [f"[6,{z + y}] x [{z + y},{W1}] -> [6,{W1}]"]
-    # Parameter counts from the original's weight formulas, computed independently here.
-    gen = [(z + y) * W1, (W1 + y) * W2 * 49, 25 * W3 * (W2 + y), 25 * c * (W3 + y)]
-    discrim = [25 * (c + y) * W3, 25 * (W3 + y) * W2, (W2 * 49 + y) * W1, (W1 + y) * 1]
-    rows = shapes.parameter_rows(model)
-    assert [n for _, _, n in rows] == gen + discrim
-    assert shapes.parameter_totals(rows) == [("G total", sum(gen)), ("D total", sum(discrim)),
-                                             ("total", sum(gen) + sum(discrim))]
-
-
-def test_default_parameter_table_is_the_originals():
-    model, _, _ = shapes.build()
-    rows = shapes.parameter_rows(model)
-    assert [(name, shape) for name, shape, _ in rows] == [
-        ("gen_W1", [110, 1024]), ("gen_W2", [1034, 6272]), ("gen_W3", [5, 5, 64, 138]), ("gen_W4", [5, 5, 1, 74]),
-        ("discrim_W1", [5, 5, 11, 64]), ("discrim_W2", [5, 5, 74, 128]), ("discrim_W3", [6282, 1024]),
-        ("discrim_W4", [1034, 1])]
-    assert shapes.parameter_totals(rows)[-1] == ("total", sum(int(np.prod(s)) for _, s, _ in rows))
+        "reshape [5,7,7,16] -> [5,784] (asked for [5,-1]; -1 is inferred): 7*7*16 = 784 values per row"]
+    assert D["h2_concat_y"].arithmetic == ["concat axis 1: [5,784] + [5,10] -> [5,794] (784+10 = 794)"]
+    assert D["h3_matmul"].weights == [("discrim_W3", [794, 32])]
+    assert S["h1_matmul"].arithmetic == ["[6,17] x [17,32] -> [6,32]"]
 
 
 @pytest.mark.parametrize("size,kernel,stride,padding", [
@@ -136,23 +123,33 @@ def test_arithmetic_is_read_from_op_attributes():
         assert shapes.explain_op(tf.nn.relu(tf.zeros([2, 3])).op) == []
 
 
-def test_main_table_format(capsys):
-    assert shapes.main(["--batch-size", "3", "--sample-size", "4", "--dims", "z=5,W1=16,W2=8,W3=4"]) == 0
+def test_command_table_and_markdown(capsys):
+    """Batch 3, z 5, W1 16, W2 8, W3 4. Parameters: G 15*16 + 26*392 + 25*4*18 + 25*1*14 = 240 + 10192 + 1800
+    + 350 = 12582; D 25*11*4 + 25*14*8 + 402*16 + 26*1 = 1100 + 2800 + 6432 + 26 = 10358; 22940 in all."""
+    flags = ["--batch-size", "3", "--sample-size", "4", "--dim-z", "5", "--dim-W1", "16", "--dim-W2", "8",
+             "--dim-W3", "4"]
+    assert dcgan_mnist_main(["shapes", *flags]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("batch size 3, sampler batch 4, z=5, y=10, W1=16, W2=8, W3=4, channel=1\n")
-    assert "      = [3,15] x [15,16] -> [3,16]\n" in out
+    lines = out.splitlines()
+    assert lines[0] == "batch size 3, sampler batch 4, dim_z 5, dim_W1 16, dim_W2 8, dim_W3 4"
+    assert lines[2] == "== G: generate(Z, Y), called by build_model (batch 3) =="
+    assert [line.split() for line in lines[3:5]] == [["#", "step", "ops", "inputs", "weight", "output"],
+                                                     ["1", "yb", "Reshape", "Y", "[3,10]", "-", "[3,1,1,10]"]]
+    assert "      fully connected layer (no bias)\n      = [3,15] x [15,16] -> [3,16]\n" in out
     assert "(batch 4) ==\n" in out and out.count("(batch 3) ==\n") == 3
-    z, y, W1, W2, W3 = 5, 10, 16, 8, 4
-    total = ((z + y) * W1 + (W1 + y) * W2 * 49 + 25 * W3 * (W2 + y) + 25 * (W3 + y)
-             + 25 * (1 + y) * W3 + 25 * (W3 + y) * W2 + (W2 * 49 + y) * W1 + (W1 + y))
-    assert out.rstrip().splitlines()[-1].split() == ["total", f"{total:,}"]
+    assert [line.split() for line in lines[-3:]] == [["G", "total", "12,582"], ["D", "total", "10,358"],
+                                                     ["total", "22,940"]]
+
+    assert dcgan_mnist_main(["shapes", *flags, "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert ("| 3 | h1_matmul | MatMul | concat_z_y [3,15] | gen_W1 [15,16] | [3,16] | fully connected layer (no bias)"
+            "<br>`[3,15] x [15,16] -> [3,16]` |") in out
+    assert "| gen_W2 | [26,392] | 26\\*392 = 10192 |" in out
+    assert "| total |  | 22,940 |" in out
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--dims", "q=3"], "argument --dims: 'q=3' is not KEY=N with KEY one of z, y, W1, W2, W3, channel"),
-    (["--dims", "z=x"], "argument --dims: z='x': the value must be a whole number"),
-    (["--dims", "W1=0"], "argument --dims: W1=0: the value must be positive"),
-    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["--dim-W1", "0"], "argument --dim-W1: expected a positive integer, got '0'"),
     (["--format", "html"], "argument --format: invalid choice"),
 ])
 def test_bad_arguments_are_named(argv, message, capsys):
@@ -160,11 +157,3 @@ def test_bad_arguments_are_named(argv, message, capsys):
         shapes.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
-
-
-def test_command_line_entry_point():
-    result = subprocess.run([sys.executable, "-m", "dcgan_mnist", "shapes", "--format", "markdown"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    with open(os.path.join(ROOT, "docs", "shapes.md")) as f:
-        assert result.stdout == f.read()

@@ -10,14 +10,13 @@ import time
 import numpy as np
 
 from .cli import dumps
+from .graph import PRINTED
 from .model import tf
 from .run import WriteError, write_atomically, write_failure
 from .util import grid_image
 
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
-# The four numbers the original prints every iteration.
-QUANTITIES = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 
 
 def print_original(out, iteration):
@@ -86,7 +85,7 @@ class Metrics(JsonLines):
         super().__init__(os.path.join(run_dir, METRICS_FILE), resume_at)
 
     def iteration(self, iteration, epoch, out, seconds):
-        numbers = {name: None if out.get(name) is None else float(out[name]) for name in QUANTITIES}
+        numbers = {name: None if out.get(name) is None else float(out[name]) for name in PRINTED}
         record = {"iteration": iteration, "epoch": epoch, "updated": out["updated"], **numbers,
                   "seconds": round(seconds, 6)}
         if not all(math.isfinite(v) for v in numbers.values() if v is not None):

@@ -49,6 +49,7 @@ import numpy as np
 
 from .cli import positive_int
 from .graph import TrainingGraph, session_config
+from .lazy_tf import load_tensorflow
 from .model import DCGAN, DIM_Y, LOSSES, tf
 from .util import OneHot
 
@@ -103,7 +104,7 @@ def import_as_tf1(model_file):
     """Import ``model_file`` with ``import tensorflow`` resolving to tf.compat.v1."""
     spec = importlib.util.spec_from_file_location("gan_mnist_original_model", model_file)
     module = importlib.util.module_from_spec(spec)
-    real_tensorflow = sys.modules["tensorflow"]
+    real_tensorflow = load_tensorflow()  # imported before the swap, so the swap can be undone
     sys.modules["tensorflow"] = tf
     try:
         spec.loader.exec_module(module)

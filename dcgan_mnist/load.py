@@ -11,7 +11,8 @@ import tempfile
 import zlib
 
 import numpy as np
-import tensorflow as tf
+
+from .model import _tf
 
 data_dir = 'data/'
 
@@ -161,8 +162,8 @@ def fetch_verified(name, staging, mirrors, sha256):
         url = mirror + name
         try:
             # An absolute cache_subdir makes get_file write exactly to ``path``.
-            tf.keras.utils.get_file(name, origin=url, file_hash=sha256, hash_algorithm='sha256',
-                                    cache_dir=staging, cache_subdir=staging)
+            _tf.keras.utils.get_file(name, origin=url, file_hash=sha256, hash_algorithm='sha256',
+                                     cache_dir=staging, cache_subdir=staging)
             return path, failures
         # get_file raises a bare Exception for network errors (the urllib error it replaces, which says
         # what went wrong without repeating the URL, is its __context__) and ValueError for a bad hash.

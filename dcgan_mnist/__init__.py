@@ -1,14 +1,8 @@
 """A faithful TensorFlow 2 (tf.compat.v1 graph mode) port of yihui-he/GAN-MNIST's conditional DCGAN.
 
-The model is written with placeholders and Session.run, so the package switches TensorFlow to
-v1 graph behaviour on import, exactly as the original program ran under TensorFlow 1.x.
+The model is written with placeholders and Session.run. Importing the package does not import TensorFlow:
+``dcgan_mnist.model.tf`` (tf.compat.v1) imports it on first use and switches it to v1 graph behaviour then,
+before anything can build a graph, exactly as the original program ran under TensorFlow 1.x (see lazy_tf).
 """
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as _tf  # noqa: E402
-
-_tf.compat.v1.disable_v2_behavior()
 
 __version__ = "1.0.0"

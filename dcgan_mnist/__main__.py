@@ -1,4 +1,8 @@
-"""`python -m dcgan_mnist COMMAND ...`: the tools beside training (which stays `python train.py`)."""
+"""`python -m dcgan_mnist COMMAND ...`, or `dcgan-mnist COMMAND ...` once installed: the tools beside training.
+
+Only the chosen command's module is imported, and no module imports TensorFlow before it is used, so
+``--help`` and usage errors answer without loading TensorFlow.
+"""
 import importlib
 import sys
 
@@ -14,7 +18,8 @@ COMMANDS = {
 
 
 def usage():
-    lines = ["usage: python -m dcgan_mnist COMMAND [options]", "", "commands:"]
+    lines = ["usage: python -m dcgan_mnist COMMAND [options]", "   or: dcgan-mnist COMMAND [options]", "",
+             "commands:"]
     lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     lines += ["", "python -m dcgan_mnist COMMAND --help shows a command's options."]
     return "\n".join(lines)

@@ -22,20 +22,23 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as _tf
 
 from . import settings as settings_module
 from . import train
 from .cli import positive_int
 from .graph import TrainingGraph
 from .load import DataError, load_dataset
-from .model import DCGAN, DIM_Y, tf
+from .model import DCGAN, DIM_Y, _tf, tf
 
 DEFAULTS = settings_module.build_parser().parse_args([])
 # The original's training split: 50,000 of MNIST's 60,000 training images.
 SYNTHETIC_IMAGES = 50000
-FLOAT_OPERATIONS = tf.profiler.ProfileOptionBuilder(
-    tf.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+
+
+def float_operations():
+    """Profiler options that count float operations and print nothing (built on use: they need TensorFlow)."""
+    return tf.profiler.ProfileOptionBuilder(
+        tf.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
 
 
 def build_parser():
@@ -105,7 +108,7 @@ def count_flops(fetches):
     graph_def.node.extend(executed)
     with tf.Graph().as_default() as subgraph:
         tf.import_graph_def(graph_def, name="")
-        return tf.profiler.profile(subgraph, options=FLOAT_OPERATIONS).total_float_ops
+        return tf.profiler.profile(subgraph, options=float_operations()).total_float_ops
 
 
 def peak_rss_mb():

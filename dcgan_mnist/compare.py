@@ -15,6 +15,7 @@ import numpy as np
 
 from .cli import EXIT_USAGE, CommandError, dumps, non_negative_int, parser, run
 from .graph import PRINTED, TrainingGraph, session_config
+from .lazy_tf import load_tensorflow
 from .model import DCGAN, DIM_Y, LOSSES, tf
 from .settings import add_model_flags, add_original_setting
 from .util import OneHot
@@ -77,7 +78,8 @@ def load_original(path):
     model_file = find_model_file(path)
     spec = importlib.util.spec_from_file_location("gan_mnist_original_model", model_file)
     module = importlib.util.module_from_spec(spec)
-    real_tensorflow, sys.modules["tensorflow"] = sys.modules["tensorflow"], tf
+    real_tensorflow = load_tensorflow()  # imported before the swap, so the swap can be undone
+    sys.modules["tensorflow"] = tf
     try:
         spec.loader.exec_module(module)
     except Exception as e:

@@ -2,12 +2,12 @@
 
     python -m dcgan_mnist gif --vis-dir vis --out progress.gif
 """
-import argparse
 import os
 import re
 
 from PIL import Image
 
+from . import cli
 from .util import ensure_dir
 
 SAMPLE_NAME = re.compile(r"sample_(\d+)\.jpg")
@@ -20,21 +20,20 @@ def sample_files(vis_dir):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m dcgan_mnist gif",
-        description="Make an animated GIF with one frame per vis/sample_N.jpg, in training order, looping forever.")
-    p.add_argument("--vis-dir", default="vis",
-                   help="folder of the sample_N.jpg grids written during training (default: vis)")
-    p.add_argument("--duration", type=int, default=200, help="milliseconds each frame is shown (default: 200)")
-    p.add_argument("--out", required=True, metavar="FILE.gif", help="the animated GIF to write")
+    p = cli.parser("python -m dcgan_mnist gif",
+                   "Make an animated GIF with one frame per vis/sample_N.jpg, in training order, looping forever.")
+    p.add_argument("--vis-dir", default="vis", help="folder of the sample_N.jpg grids written during training")
+    p.add_argument("--duration", type=cli.positive_int, default=200, help="milliseconds each frame is shown")
+    p.add_argument("--out", required=True, metavar="FILE.gif", help="the animated GIF to write (ends in .gif)")
     return p
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.duration <= 0:
-        parser.error(f"--duration must be positive, got {args.duration}")
+    # Pillow picks the format from format="GIF" below, not from the name, so a FILE.png would hold GIF bytes.
+    if os.path.splitext(args.out)[1].lower() != ".gif":
+        parser.error(f"--out {args.out!r}: the animation is written as a GIF, so the file name must end in .gif")
     if not os.path.isdir(args.vis_dir):
         raise SystemExit(f"error: --vis-dir {args.vis_dir!r} is not a folder")
     paths = sample_files(args.vis_dir)

@@ -24,7 +24,7 @@ PRINTED = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 # Grappler (see session_config) each is computed even when nothing uses it: the discriminator's weight
 # gradients in a G step, the image gradients of its first conv. GATE_GRAPH computes only the gradients
 # the update needs and still finishes all of them before any weight is written: the same numbers.
-GATE = tf.train.Optimizer.GATE_GRAPH
+GATE = 2  # tf.train.Optimizer.GATE_GRAPH, as a number so that importing this module does not import TensorFlow
 
 
 def session_config(threads=0):

@@ -3,15 +3,23 @@
 The four IDX files are read as raw or gzip-compressed, their headers are checked, and images come back
 as uint8 rows of 784 (the training loop divides each batch by 255, so the values it sees are the
 original's). ``mnist_with_valid_set`` makes the original's single ``np.random.shuffle`` draw.
+
+Downloads give up on a mirror after DOWNLOAD_TIMEOUT (60) seconds without data, connecting or mid-file,
+and go on to the next; the environment variable DCGAN_MNIST_DOWNLOAD_TIMEOUT sets another limit in seconds.
 """
+import argparse
+import contextlib
 import gzip
 import os
+import socket
 import struct
 import tempfile
 import zlib
 
 import numpy as np
-import tensorflow as tf
+
+from .cli import positive_float
+from .model import _tf
 
 data_dir = 'data/'
 
@@ -25,6 +33,9 @@ MIRRORS = (
     'https://ossci-datasets.s3.amazonaws.com/mnist/',
     'https://storage.googleapis.com/cvdf-datasets/mnist/',
 )
+# Seconds a download may go without receiving data before the mirror counts as failed.
+DOWNLOAD_TIMEOUT = 60
+TIMEOUT_VARIABLE = 'DCGAN_MNIST_DOWNLOAD_TIMEOUT'
 # SHA-256 of the .gz files as first published on yann.lecun.com (the values MNIST downloaders pin).
 MNIST_SHA256 = {
     'train-images-idx3-ubyte.gz': '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
@@ -152,22 +163,57 @@ def mnist_with_valid_set(data_dir=None, valid_size=10000):
     return trX[:n_train], trX[n_train:], teX, trY[:n_train], trY[n_train:], teY
 
 
-def fetch_verified(name, staging, mirrors, sha256):
-    """Download ``name`` into ``staging`` from the first mirror that serves it with the right SHA-256.
-    Returns ``(path, failures)``; path is None when no mirror worked, and failures says why each failed."""
+def download_timeout():
+    """DOWNLOAD_TIMEOUT, or the seconds in the environment variable TIMEOUT_VARIABLE when it is set."""
+    text = os.environ.get(TIMEOUT_VARIABLE)
+    if not text:
+        return DOWNLOAD_TIMEOUT
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError as e:
+        raise DataError(f"{TIMEOUT_VARIABLE} (download timeout in seconds): {e}") from None
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds):
+    """get_file has no timeout of its own; it opens its connections with the default socket timeout, which
+    limits each connect and each read, so a mirror that stalls fails after ``seconds`` without data."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def timed_out(error):
+    """Whether ``error`` is a socket timeout, bare or as the reason of a urllib URLError."""
+    return isinstance(error, TimeoutError) or isinstance(getattr(error, 'reason', None), TimeoutError)
+
+
+def fetch_verified(name, staging, mirrors, sha256, timeout):
+    """Download ``name`` into ``staging`` from the first mirror that serves it with the right SHA-256 and
+    no pause longer than ``timeout`` seconds. Returns ``(path, failures)``; path is None when no mirror worked,
+    and failures says why each failed."""
     path = os.path.join(staging, name)
     failures = []
+    get_file = _tf.keras.utils.get_file
     for mirror in mirrors:
         url = mirror + name
         try:
-            # An absolute cache_subdir makes get_file write exactly to ``path``.
-            tf.keras.utils.get_file(name, origin=url, file_hash=sha256, hash_algorithm='sha256',
-                                    cache_dir=staging, cache_subdir=staging)
+            with socket_timeout(timeout):
+                # An absolute cache_subdir makes get_file write exactly to ``path``.
+                get_file(name, origin=url, file_hash=sha256, hash_algorithm='sha256', cache_dir=staging,
+                         cache_subdir=staging)
             return path, failures
         # get_file raises a bare Exception for network errors (the urllib error it replaces, which says
-        # what went wrong without repeating the URL, is its __context__) and ValueError for a bad hash.
+        # what went wrong without repeating the URL, is its __context__), ValueError for a bad hash and lets
+        # a timeout while reading through.
         except Exception as e:  # noqa: BLE001
-            failures.append(f"{url}: {e.__context__ or e}")
+            reason = e.__context__ or e
+            if timed_out(reason):
+                reason = f"timed out: no data for {timeout:g} s (set {TIMEOUT_VARIABLE} to wait longer)"
+            failures.append(f"{url}: {reason}")
             # get_file keeps a file that failed its hash check; the next mirror starts clean rather than
             # have get_file report it as a stale local copy.
             if os.path.exists(path):
@@ -179,6 +225,7 @@ def download_mnist(directory, mirrors=MIRRORS, hashes=MNIST_SHA256):
     """Download the four .gz files into ``directory``, each checked against ``hashes`` (name.gz -> SHA-256).
     Files are fetched into a temporary folder inside ``directory`` and get their final names only
     when all four are verified, so no partial or bad file is ever left under a name the loader reads."""
+    timeout = download_timeout()
     try:
         os.makedirs(directory, exist_ok=True)
         # Absolute, because get_file joins a relative cache_subdir onto cache_dir.
@@ -188,7 +235,7 @@ def download_mnist(directory, mirrors=MIRRORS, hashes=MNIST_SHA256):
     with staging_dir as staging:
         fetched = []
         for name in FILES:
-            path, failures = fetch_verified(name + '.gz', staging, mirrors, hashes[name + '.gz'])
+            path, failures = fetch_verified(name + '.gz', staging, mirrors, hashes[name + '.gz'], timeout)
             if path is None:
                 tried = "\n  ".join(failures) or "(no mirrors given)"
                 raise DataError(f"could not download MNIST into {directory}:\n  {tried}\n"

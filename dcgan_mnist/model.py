@@ -5,9 +5,11 @@ intermediate tensor is recorded in ``DCGAN.layers`` (for the shape and compare t
 network bodies take their weights and batch size as arguments (so the sampler and the training
 loop reuse one definition), and the opt-in ``loss='stable'`` switch.
 """
-import tensorflow as _tf
+from .lazy_tf import Module
 
-tf = _tf.compat.v1
+# The one place this package gets TensorFlow from; importing it is deferred to first use (see lazy_tf).
+_tf = Module()
+tf = Module("compat.v1")
 
 LOSSES = ("clipped", "stable")
 # Width of the one-hot labels: ten digits (or ten Fashion-MNIST classes).

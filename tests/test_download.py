@@ -17,19 +17,29 @@ from dcgan_mnist import load
 from dcgan_mnist.load import DataError
 
 GZ_NAMES = sorted(name + ".gz" for name in FILES)
+# Set when the server stops, so that stalled connections end.
+RELEASE = threading.Event()
 
 
 class MirrorHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files from a folder; under /cut/ it promises the whole file but sends only half."""
+    """Serves files from a folder. Under /cut/ it promises the whole file but sends only half; under /stall/
+    it sends half and then nothing more; under /silent/ it accepts the request and never answers."""
 
     def do_GET(self):
-        if not self.path.startswith("/cut/"):
+        kind, _, name = self.path[1:].partition("/")
+        if kind == "silent":
+            RELEASE.wait(60)
+            return
+        if kind not in ("cut", "stall"):
             return super().do_GET()
-        data = Path(self.directory, "good", self.path[len("/cut/"):]).read_bytes()
+        data = Path(self.directory, "good", name).read_bytes()
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data[:len(data) // 2])
+        self.wfile.flush()
+        if kind == "stall":
+            RELEASE.wait(60)
         self.close_connection = True
 
     def log_message(self, *args):
@@ -56,8 +66,10 @@ def mirror(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(MirrorHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    RELEASE.clear()
     yield types.SimpleNamespace(base=f"http://127.0.0.1:{server.server_port}/", root=root, hashes=hashes,
                                 arrays=arrays)
+    RELEASE.set()
     server.shutdown()
     server.server_close()
     thread.join()
@@ -138,6 +150,45 @@ def test_all_mirrors_down_says_which_files_to_put_where(mirror, tmp_path, closed
     assert f"Put the four MNIST files {', '.join(FILES)} in {target}" in message
     assert "raw or gzip-compressed (.gz)" in message
     assert os.listdir(target) == []
+
+
+def test_a_mirror_that_stalls_mid_file_times_out_and_the_next_is_tried(mirror, tmp_path):
+    name = GZ_NAMES[0]
+    stalled = f"{mirror.base}stall/{name}"
+    path, failures = load.fetch_verified(name, str(tmp_path), [mirror.base + "stall/", mirror.base + "good/"],
+                                         mirror.hashes[name], timeout=1)
+    assert failures == [f"{stalled}: timed out: no data for 1 s (set {load.TIMEOUT_VARIABLE} to wait longer)"]
+    assert sha256_of(path) == mirror.hashes[name]
+    assert socket.getdefaulttimeout() is None  # the limit is lifted again once the download is over
+
+
+def test_a_mirror_that_never_answers_times_out_with_a_message_naming_the_limit(mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv(load.TIMEOUT_VARIABLE, "1")
+    target = str(tmp_path / "data")
+    with pytest.raises(DataError) as e:
+        load.download_mnist(target, mirrors=[mirror.base + "silent/"], hashes=mirror.hashes)
+    message = str(e.value)
+    assert (f"{mirror.base}silent/{FILES[0]}.gz: timed out: no data for 1 s (set {load.TIMEOUT_VARIABLE} to wait "
+            f"longer)") in message
+    assert f"Put the four MNIST files {', '.join(FILES)} in {target}" in message
+    assert os.listdir(target) == []
+
+
+@pytest.mark.parametrize("value, seconds", [(None, 60), ("", 60), ("2.5", 2.5), ("300", 300)])
+def test_download_timeout_is_60_seconds_unless_the_variable_says_otherwise(monkeypatch, value, seconds):
+    if value is None:
+        monkeypatch.delenv(load.TIMEOUT_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(load.TIMEOUT_VARIABLE, value)
+    assert load.download_timeout() == seconds
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf"])
+def test_a_bad_download_timeout_is_an_error_naming_the_variable(monkeypatch, tmp_path, value):
+    monkeypatch.setenv(load.TIMEOUT_VARIABLE, value)
+    with pytest.raises(DataError, match=f"^{load.TIMEOUT_VARIABLE} .*expected a positive number, got '{value}'"):
+        load.download_mnist(str(tmp_path / "data"), mirrors=[], hashes={})
+    assert not (tmp_path / "data").exists()
 
 
 def test_unwritable_target_is_a_data_error(tmp_path, mirror):

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -39,3 +41,18 @@ def test_train_help_lists_every_setting():
                  "--visualize-dim", "--k", "--step", "--loss", "--seed", "--max-iterations", "--dataset",
                  "--data-dir", "--valid-size", "--vis-dir", "--log", "--run-dir", "--resume"):
         assert flag in result.stdout, flag
+
+
+def test_console_command_is_python_m_dcgan_mnist():
+    command = os.path.join(os.path.dirname(sys.executable), "dcgan-mnist")
+    if not os.path.exists(command):
+        pytest.skip(f"{command} is not installed: `pip install -e .` (scripts/setup.sh) puts it next to python")
+    env = dict(os.environ, PYTHONPATH=ROOT)  # run this checkout's code even if the install points elsewhere
+    console = subprocess.run([command, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    module = subprocess.run([sys.executable, "-m", "dcgan_mnist", "--help"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert console.returncode == module.returncode == 0
+    assert console.stdout == module.stdout
+    result = subprocess.run([command, "gif", "--out", "x.png"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "must end in .gif" in result.stderr

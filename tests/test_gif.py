@@ -64,7 +64,34 @@ def test_frames_of_different_sizes_are_refused(tmp_path):
         gif.main(["--vis-dir", str(vis), "--out", str(tmp_path / "a.gif")])
 
 
-def test_duration_must_be_positive(tmp_path, capsys):
+@pytest.mark.parametrize("duration", ["0", "-3", "1.5"])
+def test_duration_must_be_a_positive_whole_number(tmp_path, capsys, duration):
+    with pytest.raises(SystemExit) as e:
+        gif.main(["--vis-dir", str(tmp_path), "--out", str(tmp_path / "a.gif"), "--duration", duration])
+    assert e.value.code == 2
+    assert f"argument --duration: expected a positive integer, got '{duration}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["progress.png", "progress", "progress.gif.jpg"])
+def test_out_must_end_in_gif(tmp_path, capsys, out):
+    write_samples(tmp_path / "vis", [0, 1])
+    with pytest.raises(SystemExit) as e:
+        gif.main(["--vis-dir", str(tmp_path / "vis"), "--out", str(tmp_path / out)])
+    assert e.value.code == 2
+    assert f"--out '{tmp_path / out}': the animation is written as a GIF, so the file name must end in .gif" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / out).exists()
+
+
+def test_upper_case_gif_extension_is_accepted(tmp_path):
+    write_samples(tmp_path / "vis", [0, 1])
+    assert gif.main(["--vis-dir", str(tmp_path / "vis"), "--out", str(tmp_path / "P.GIF")]) == 0
+    assert Image.open(tmp_path / "P.GIF").format == "GIF"
+
+
+def test_help_shows_each_default_once(capsys):
     with pytest.raises(SystemExit):
-        gif.main(["--vis-dir", str(tmp_path), "--out", str(tmp_path / "a.gif"), "--duration", "0"])
-    assert "--duration must be positive, got 0" in capsys.readouterr().err
+        gif.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps help to the terminal width
+    assert text.count("(default: vis)") == 1 and text.count("(default: 200)") == 1
+    assert "default" not in text.split("--out FILE.gif", 2)[2]  # --out is required: it has no default

@@ -29,24 +29,28 @@ def build_parser():
 
 
 def main(argv=None):
+    return cli.run(make_gif, argv)
+
+
+def make_gif(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     # Pillow picks the format from format="GIF" below, not from the name, so a FILE.png would hold GIF bytes.
     if os.path.splitext(args.out)[1].lower() != ".gif":
         parser.error(f"--out {args.out!r}: the animation is written as a GIF, so the file name must end in .gif")
     if not os.path.isdir(args.vis_dir):
-        raise SystemExit(f"error: --vis-dir {args.vis_dir!r} is not a folder")
+        raise cli.CommandError(f"--vis-dir {args.vis_dir!r} is not a folder")
     paths = sample_files(args.vis_dir)
     if not paths:
-        raise SystemExit(f"error: --vis-dir {args.vis_dir!r} has no sample_N.jpg files; train first "
-                         f"(train.py writes one every --step iterations)")
+        raise cli.CommandError(f"--vis-dir {args.vis_dir!r} has no sample_N.jpg files; train first "
+                               f"(train.py writes one every --step iterations)")
 
     # The grids are grey; as 'L' frames the GIF keeps every grey level instead of a dithered colour palette.
     frames = [Image.open(path).convert("L") for path in paths]
     for path, frame in zip(paths, frames):
         if frame.size != frames[0].size:
-            raise SystemExit(f"error: {path} is {frame.size[0]}x{frame.size[1]} but {paths[0]} is "
-                             f"{frames[0].size[0]}x{frames[0].size[1]}; one GIF needs one frame size")
+            raise cli.CommandError(f"{path} is {frame.size[0]}x{frame.size[1]} but {paths[0]} is "
+                                   f"{frames[0].size[0]}x{frames[0].size[1]}; one GIF needs one frame size")
     if os.path.dirname(args.out):
         ensure_dir(os.path.dirname(args.out), "output folder")
     # Pillow folds a frame identical to the one before it into that frame, adding up their durations.

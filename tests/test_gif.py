@@ -1,4 +1,6 @@
 """python -m dcgan_mnist gif: one frame per vis/sample_N.jpg, in numeric order."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence

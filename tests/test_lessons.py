@@ -51,7 +51,8 @@ KEY_TEXT = {
          "Cannot feed value of shape (4,) for Tensor Placeholder_1:0, which has shape (4, 10)",
          "Cannot feed value of shape (28, 28, 1) for Tensor Placeholder_2:0, which has shape (4, 28, 28, 1)",
          "Tensors in list passed to 'values' of 'ConcatV2' Op have types [float64, float32] that don't all match."],
-    11: ["variables: 8",
+    11: ["variables: 8", "only 7s or only 3s: same first layer: True",
+         "mixed digits, sample 0's digit changed: same first layer: False",
          "ValueError: Cannot feed value of shape (128, 100) for Tensor Placeholder_3:0, which has shape (196, 100)"],
 }
 # How a stride-2 transposed convolution with a too-large output_shape fails when run, per CPU kernel.

@@ -13,8 +13,6 @@ backward kernels) plus one per element of the elementwise and reduction ops it k
 RealDiv, Square, Rsqrt, Mean...); activations (sigmoid, ReLU, abs), concatenations and the Adam
 updates are not counted. The FLOPs per iteration are the average over the timed iterations' runs.
 """
-import argparse
-import json
 import os
 import platform
 import resource
@@ -25,7 +23,7 @@ import numpy as np
 
 from . import settings as settings_module
 from . import train
-from .cli import positive_int
+from .cli import CommandError, dumps, non_negative_int, parser, positive_int, run
 from .graph import TrainingGraph
 from .load import DataError, load_dataset
 from .model import DCGAN, DIM_Y, _tf, tf
@@ -33,6 +31,9 @@ from .model import DCGAN, DIM_Y, _tf, tf
 DEFAULTS = settings_module.build_parser().parse_args([])
 # The original's training split: 50,000 of MNIST's 60,000 training images.
 SYNTHETIC_IMAGES = 50000
+# Significant digits of the timings: the table shows what repeated runs agree on, the JSON a little more.
+TABLE_DIGITS = 3
+JSON_DIGITS = 4
 
 
 def float_operations():
@@ -43,30 +44,26 @@ def float_operations():
 
 def build_parser():
     defaults = DEFAULTS
-    p = argparse.ArgumentParser(
-        prog="python -m dcgan_mnist bench",
-        description="Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares "
-                    "them) after a warm-up, and print iterations/second, ms per D and G step, FLOPs per "
-                    "iteration counted from the graph, achieved GFLOP/s and peak resident memory.")
+    p = parser("python -m dcgan_mnist bench",
+               "Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares them) "
+               "after a warm-up, and print iterations/second, ms per D and G step, FLOPs per iteration counted "
+               "from the graph, achieved GFLOP/s and peak resident memory.")
     p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
                    help="faithful: every iteration computes the post-update numbers the original prints; compact: "
                         "only every --log-every iterations (as train.py --log compact)")
     p.add_argument("--iterations", type=positive_int, default=50, help="timed iterations")
     p.add_argument("--warmup", type=positive_int, default=2,
                    help="untimed runs of each kind of Session.run the timed iterations make")
-    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    settings_module.add_original_setting(p, "batch_size")
     p.add_argument("--log-every", type=positive_int, default=defaults.log_every,
                    help="compact mode: iterations between evaluated (logged) iterations")
     p.add_argument("--data-dir", default=None,
                    help="time on the MNIST-format files in this folder (default: synthetic uint8 data, "
                         f"{SYNTHETIC_IMAGES} images)")
-    p.add_argument("--valid-size", type=int, default=defaults.valid_size,
+    p.add_argument("--valid-size", type=non_negative_int, default=defaults.valid_size,
                    help="with --data-dir: training images held out, as train.py does")
-    p.add_argument("--dim-z", type=positive_int, default=defaults.dim_z)
-    p.add_argument("--dim-W1", type=positive_int, default=defaults.dim_W1)
-    p.add_argument("--dim-W2", type=positive_int, default=defaults.dim_W2)
-    p.add_argument("--dim-W3", type=positive_int, default=defaults.dim_W3)
-    p.add_argument("--threads", type=int, default=defaults.threads,
+    settings_module.add_model_flags(p)
+    p.add_argument("--threads", type=non_negative_int, default=defaults.threads,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and z")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -138,10 +135,13 @@ def bench(args):
         trX, trY = synthetic_data(SYNTHETIC_IMAGES, np.random)
         data = f"synthetic data ({SYNTHETIC_IMAGES} images)"
     else:
-        trX, _, _, trY, _, _ = load_dataset("mnist", args.data_dir, args.valid_size, download=False)
+        try:
+            trX, _, _, trY, _, _ = load_dataset("mnist", args.data_dir, args.valid_size, download=False)
+        except DataError as e:
+            raise CommandError(f"--data-dir: {e}") from None
         data = f"{args.data_dir} ({len(trY)} training images)"
     if train.batches_per_epoch(len(trY), args.batch_size) == 0:
-        raise DataError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
+        raise CommandError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
     k = DEFAULTS.k
 
     tf.set_random_seed(args.seed)
@@ -177,46 +177,55 @@ def bench(args):
     it_per_s = args.iterations / elapsed
 
     def median_ms(seconds):
-        return float(np.median(seconds)) * 1000 if seconds else None
+        return significant(float(np.median(seconds)) * 1000, JSON_DIGITS) if seconds else None
 
     return {
         "mode": args.mode, "log_every": args.log_every if args.mode == "compact" else None,
         "batch_size": args.batch_size, "iterations": args.iterations, "warmup": args.warmup, "data": data,
         "device": device_description(), "threads": args.threads, "tensorflow": _tf.__version__,
-        "it_per_s": it_per_s, "ms_d_step": median_ms(step_seconds["D"]), "ms_g_step": median_ms(step_seconds["G"]),
+        "it_per_s": significant(it_per_s, JSON_DIGITS),
+        "ms_d_step": median_ms(step_seconds["D"]), "ms_g_step": median_ms(step_seconds["G"]),
         "d_steps": len(step_seconds["D"]), "g_steps": len(step_seconds["G"]),
-        "gflop_per_it": gflop_per_it,
-        "gflop_per_run": {f"{updated} {'update+evaluation' if evaluate else 'update'}": n / 1e9
-                          for (updated, evaluate), n in sorted(flops.items())},
-        "gflops": gflop_per_it * it_per_s, "peak_rss_mb": peak_rss_mb(),
+        "gflop_per_it": significant(gflop_per_it, JSON_DIGITS),
+        "gflop_per_run": {f"{updated} {'update+evaluation' if evaluate else 'update'}":
+                          significant(n / 1e9, JSON_DIGITS) for (updated, evaluate), n in sorted(flops.items())},
+        "gflops": significant(gflop_per_it * it_per_s, JSON_DIGITS),
+        "peak_rss_mb": significant(peak_rss_mb(), JSON_DIGITS),
     }
+
+
+def significant(value, digits):
+    """``value`` rounded to ``digits`` significant digits: a timing is not known to more."""
+    return float(f"{value:.{digits}g}")
+
+
+def shown(value):
+    """A number of the table, to TABLE_DIGITS significant digits, without an exponent for these sizes."""
+    return f"{significant(value, TABLE_DIGITS):g}"
 
 
 def print_table(r):
     mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
     print(f"bench: {mode} mode, batch {r['batch_size']}, {r['iterations']} timed iterations after warm-up, "
           f"{r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
-    print(f"  iterations/second     {r['it_per_s']:.3f}")
+    print(f"  iterations/second     {shown(r['it_per_s'])}")
     for name, ms, n in (("D", r["ms_d_step"], r["d_steps"]), ("G", r["ms_g_step"], r["g_steps"])):
-        print(f"  ms per {name} step         " + ("-" if ms is None else f"{ms:.1f}  (median of {n})"))
-    runs = ", ".join(f"{name} {g:.2f}" for name, g in r["gflop_per_run"].items())
-    print(f"  GFLOP per iteration   {r['gflop_per_it']:.2f}  (per run: {runs}; counted from the graph)")
-    print(f"  achieved GFLOP/s      {r['gflops']:.1f}")
+        print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))
+    runs = ", ".join(f"{name} {shown(g)}" for name, g in r["gflop_per_run"].items())
+    print(f"  GFLOP per iteration   {shown(r['gflop_per_it'])}  (per run: {runs}; counted from the graph)")
+    print(f"  achieved GFLOP/s      {shown(r['gflops'])}")
     print(f"  peak resident memory  {r['peak_rss_mb']:.0f} MB")
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.threads < 0:
-        parser.error(f"--threads must be 0 or more, got {args.threads}")
-    try:
-        result = bench(args)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def command(argv):
+    args = build_parser().parse_args(argv)
+    result = bench(args)
     if args.json:
-        print(json.dumps(result))
+        print(dumps(result))
     else:
         print_table(result)
     return 0
+
+
+def main(argv=None):
+    return run(command, argv)

@@ -12,20 +12,19 @@ Three kinds of score, each also measured on real images as the reference (see do
   Reference: training images against the test images.
 """
 import argparse
-import json
 import os
 import sys
 import warnings
 
 import numpy as np
 from scipy import linalg
-from scipy.spatial.distance import cdist
 
 from . import judge as judge_module
+from .cli import CommandError, dumps, non_negative_int, parser, positive_int, run
+from .generate import draw_in_mixed_batches
 from .load import DataError, load_dataset, mnist, resolve_data_dir
 from .model import DIM_Y
 from .restore import TrainedGenerator
-from .util import OneHot
 
 SMALL_SET = 1000  # Newmu reports NNC and NND at 1k and 10k samples
 SAMPLES_DURING_TRAINING = 1000
@@ -40,17 +39,46 @@ def pixel_rows(images):
 
 
 def nearest_neighbours(queries, references, distances_per_block=DISTANCES_PER_BLOCK):
-    """For every query row, the index of its nearest reference row and the Euclidean distance to it.
-    Queries go through scipy's cdist a block at a time, so memory stays bounded whatever the sizes."""
+    """For every query row, the index of its nearest reference row (the first of equally near ones, as
+    argmin over scipy's cdist picks) and the Euclidean distance to it.
+
+    Squared distances |q|^2 + |r|^2 - 2 q.r come from one float64 matrix product per block of queries, a
+    block at a time so memory stays bounded. That is several times faster than cdist, but it rounds at the
+    scale of |q|^2 + |r|^2 rather than of the distance, so it can misorder references whose distances differ
+    by less than its round-off, and it cannot give an exact 0. Every reference that close to the nearest is
+    therefore measured again from the differences, as cdist measures, and decides."""
+    queries, references = np.asarray(queries, np.float64), np.asarray(references, np.float64)
+    reference_norms = np.einsum("ij,ij->i", references, references)
+    # A bound on the product form's round-off in comparing two squared distances, relative to |q|^2 + |r|^2:
+    # each dot product of d terms may be off by about d units in the last place.
+    slack = 4 * (queries.shape[1] + 1) * np.finfo(np.float64).eps
     block = max(1, distances_per_block // len(references))
     index = np.empty(len(queries), dtype=np.int64)
     distance = np.empty(len(queries))
     for start in range(0, len(queries), block):
-        d = cdist(queries[start:start + block], references, "euclidean")
-        nearest = d.argmin(axis=1)
-        index[start:start + len(d)] = nearest
-        distance[start:start + len(d)] = d[np.arange(len(d)), nearest]
+        q = queries[start:start + block]
+        # |q|^2 is the same along a row, so it is left out: it does not change which reference is nearest.
+        partial = reference_norms - 2 * (q @ references.T)
+        limit = partial.min(axis=1) + slack * (np.einsum("ij,ij->i", q, q) + reference_norms.max())
+        rows, columns = np.nonzero(partial <= limit[:, None])
+        exact = row_distances(q, rows, references, columns, distances_per_block)
+        # Nearest first, then the lowest index; the first entry of each query row is its answer.
+        order = np.lexsort((columns, exact, rows))
+        first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+        index[start:start + len(q)] = columns[first]
+        distance[start:start + len(q)] = exact[first]
     return index, distance
+
+
+def row_distances(a, a_rows, b, b_rows, values_per_block):
+    """The Euclidean distance between a[a_rows[i]] and b[b_rows[i]] for every i, from their differences,
+    holding at most about ``values_per_block`` differences at once."""
+    out = np.empty(len(a_rows))
+    step = max(1, values_per_block // a.shape[1])
+    for i in range(0, len(a_rows), step):
+        difference = a[a_rows[i:i + step]] - b[b_rows[i:i + step]]
+        out[i:i + step] = np.sqrt(np.einsum("ij,ij->i", difference, difference))
+    return out
 
 
 def nnc_nnd(images, labels, valid_images, valid_labels):
@@ -76,19 +104,12 @@ def frechet_distance(features_a, features_b):
 
 
 def draw_samples(sample, n, chunk, dim_z, rng):
-    """``n`` images [n, 28, 28, 1] and their labels, uniform over the ten digits, z ~ uniform(-1, 1).
-
-    The generator normalises with the statistics of the batch it is given, so samples are drawn
-    ``chunk`` at a time (the run's visualize_dim, 196, the batch the original samples in); the last
-    batch is drawn full and cut, so every image comes from a batch of the same size."""
-    labels = rng.randint(DIM_Y, size=n)
-    images = []
-    for start in range(0, n, chunk):
-        wanted = labels[start:start + chunk]
-        batch_labels = np.concatenate([wanted, rng.randint(DIM_Y, size=chunk - len(wanted))])
-        z = rng.uniform(-1, 1, size=(chunk, dim_z))
-        images.append(sample(z, OneHot(batch_labels, DIM_Y))[:len(wanted)])
-    return np.concatenate(images), labels
+    """``n`` images [n, 28, 28, 1] and their labels: every digit n/10 times (as near as n allows) in random
+    order, z ~ uniform(-1, 1), drawn in batches of ``chunk`` (the run's visualize_dim, 196, the batch the
+    original samples in) whose digits are mixed as in training, as generate draws them."""
+    labels = rng.permutation(np.arange(n) % DIM_Y)
+    z = rng.uniform(-1, 1, size=(n, dim_z))
+    return draw_in_mixed_batches(sample, z, labels, chunk, rng), labels
 
 
 def judge_scores(probabilities, labels):
@@ -178,42 +199,36 @@ def evaluate_during_training(sess, graph, s, epoch, iterations, data, log, event
 
 # ---- the command line ----
 
+def sample_count(text):
+    """argparse type of --samples: a Frechet distance needs at least two samples."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected 2 or more (a Frechet distance needs two samples), got {text!r}")
+    return value
+
+
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m dcgan_mnist evaluate",
-        description="Score a trained generator: NNC/NND (Newmu's nearest-neighbour scores), the accuracy of a "
-                    "CNN judge on the samples, and the Frechet distance of its features; each beside the same "
-                    "score for real images. Details: docs/evaluation.md.")
+    p = parser("python -m dcgan_mnist evaluate",
+               "Score a trained generator: NNC/NND (Newmu's nearest-neighbour scores), the accuracy of a CNN judge "
+               "on the samples, and the Frechet distance of its features; each beside the same score for real "
+               "images. Details: docs/evaluation.md.")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
                    help="run directory written by train.py (its latest checkpoint is scored)")
-    p.add_argument("--samples", type=int, default=10000,
-                   help="generated images (default 10000); NNC and NND are reported at 1000 and at this many")
+    p.add_argument("--samples", type=sample_count, default=10000,
+                   help="generated images; NNC and NND are reported at 1000 and at this many")
     p.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
                    help="override the run's data set")
     p.add_argument("--data-dir", default=None, help="override the run's data folder")
-    p.add_argument("--valid-size", type=int, default=None,
+    p.add_argument("--valid-size", type=positive_int, default=None,
                    help="override the run's validation size (another size is not the run's split)")
     p.add_argument("--judge-dir", default=None,
                    help="where judges are cached (default: $XDG_CACHE_HOME/dcgan-mnist/judge, ~/.cache/... "
                         "when that is unset)")
     p.add_argument("--seed", type=int, default=EVAL_SEED,
-                   help="seed of the evaluation's own draws: z, labels, real subsets (default 0)")
-    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (default 0: TensorFlow decides)")
+                   help="seed of the evaluation's own draws: z, labels, real subsets")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="TensorFlow threads (0: TensorFlow decides)")
     return p
-
-
-def parse_args(argv):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.samples < 2:
-        parser.error(f"--samples must be at least 2 (a Frechet distance needs two samples), got {args.samples}")
-    if args.valid_size is not None and args.valid_size < 1:
-        parser.error(f"--valid-size must be at least 1 (NNC and NND score the validation images), "
-                     f"got {args.valid_size}")
-    if args.threads < 0:
-        parser.error(f"--threads must be 0 or more, got {args.threads}")
-    return args
 
 
 def load_run_split(settings, args):
@@ -231,14 +246,13 @@ def load_run_split(settings, args):
         data = load_dataset(dataset, data_dir, valid_size)
         directory = resolve_data_dir(dataset, data_dir, download=False)
     except DataError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise CommandError(str(e)) from None
     if not same_split:
         why = "was not seeded" if settings["seed"] is None else "is scored with another data set or --valid-size"
         print(f"warning: the run {why}, so this is not its train/validation split: the validation images may "
               f"include images the generator trained on, which flatters NNC and NND", file=sys.stderr)
     if len(data[1]) == 0:
-        raise SystemExit("error: the run has no validation images (valid_size 0) for NNC and NND; "
-                         "pass --valid-size N")
+        raise CommandError("the run has no validation images (valid_size 0) for NNC and NND; pass --valid-size N")
     return data, {"dataset": dataset, "data_dir": directory, "valid_size": valid_size, "run_seed": settings["seed"],
                   "run_split": same_split}
 
@@ -308,8 +322,12 @@ def table(report):
     return "\n".join(lines + [""] + notes if notes else lines)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def command(argv):
+    args = build_parser().parse_args(argv)
     report = evaluate_run(args)
-    print(json.dumps(report, indent=2) if args.json else table(report))
+    print(dumps(report, indent=2) if args.json else table(report))
     return 0
+
+
+def main(argv=None):
+    return run(command, argv)

@@ -2,8 +2,8 @@
 
     python -m dcgan_mnist generate --checkpoint runs/RUN --digits 0-9 --per-digit 20 --seed 1 --out digits.png
 
-The generator normalises with the statistics of the batch it is given (as the original's sampler does),
-so the whole grid is drawn as one batch: a sample depends a little on the rest of the grid.
+The generator normalises with the statistics of the batch it draws, so samples are drawn in batches whose
+digits are mixed as in training (``draw_in_mixed_batches``, which evaluate uses too).
 """
 import argparse
 import os
@@ -11,7 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from .cli import positive_int
+from .cli import parser, positive_int
 from .model import DIM_Y
 from .restore import TrainedGenerator
 from .util import OneHot, ensure_dir, save_visualization
@@ -36,21 +36,46 @@ def parse_digits(text):
     return digits
 
 
+def draw_in_mixed_batches(sample, Z, labels, batch_size, rng):
+    """The images [N, 28, 28, 1] that ``sample(z, y)`` draws for noise Z [N, dim_z] and digits ``labels`` [N].
+
+    The generator normalises with the statistics of the batch it draws, and it was trained on batches of
+    mixed digits. A batch of one digit is far from those (its label inputs are the same in every row, so
+    batchnorm mostly subtracts them away) and draws poor digits. So the samples are laid out in batches of
+    ``batch_size`` whose digits cycle 0, 1, ..., 9, 0, 1, ...: the k-th sample asked for of digit d takes
+    place d + 10k. Places no sample was asked for are filled with fresh z from ``rng`` and their images are
+    dropped. How a sample comes out then does not depend on which other digits were asked for, and only a
+    little on its batch-mates' z.
+    """
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), dtype=np.int64)
+    for digit in range(DIM_Y):
+        mine = labels == digit
+        rank[mine] = np.arange(np.count_nonzero(mine))
+    place = labels + DIM_Y * rank
+    n_batches = -(-(place.max() + 1) // batch_size)
+    batch_z = np.empty((n_batches * batch_size, np.shape(Z)[1]))
+    batch_z[place] = Z
+    free = np.ones(len(batch_z), dtype=bool)
+    free[place] = False
+    batch_z[free] = rng.uniform(-1, 1, size=(np.count_nonzero(free), batch_z.shape[1]))
+    batch_y = OneHot(np.arange(len(batch_z)) % DIM_Y, DIM_Y)
+    images = np.concatenate([sample(batch_z[i:i + batch_size], batch_y[i:i + batch_size])
+                             for i in range(0, len(batch_z), batch_size)])
+    return images[place]
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m dcgan_mnist generate",
-        description="Draw a grid of digits from a trained run's generator: one row per digit (in the order "
-                    "given), --per-digit samples per row, z ~ uniform(-1, 1) as in training. The whole grid is "
-                    "one batch, because the generator's batchnorm uses the statistics of the batch it draws.")
+    p = parser("python -m dcgan_mnist generate",
+               "Draw a grid of digits from a trained run's generator: one row per digit (in the order given), "
+               "--per-digit samples per row, z ~ uniform(-1, 1) as in training. Samples are drawn in batches "
+               "of the run's --visualize-dim whose digits are mixed as in training, because the generator's "
+               "batchnorm uses the statistics of the batch it draws.")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
                    help="run directory of train.py (settings.json + checkpoints/); its latest checkpoint is used")
     p.add_argument("--digits", type=parse_digits, default="0-9",
-                   help="which digits, one row each, in this order: e.g. 0-9, 3, 1,4,7 or 2-5,8; no repeats "
-                        "(default: 0-9)")
-    p.add_argument("--per-digit", type=positive_int, default=20,
-                   help="samples per digit, the grid's columns (default: 20)")
+                   help="which digits, one row each, in this order: e.g. 0-9, 3, 1,4,7 or 2-5,8; no repeats")
+    p.add_argument("--per-digit", type=positive_int, default=20, help="samples per digit, the grid's columns")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the z draws (default: a fresh one, printed so the grid can be drawn again)")
     p.add_argument("--interpolate", action="store_true",
@@ -93,9 +118,10 @@ def main(argv=None):
 
     generator = TrainedGenerator(args.checkpoint)
     n_rows, n_cols = len(args.digits), args.per_digit
-    Z = draw_z(np.random.RandomState(seed), n_rows, n_cols, generator.dim_z, args.interpolate)
+    rng = np.random.RandomState(seed)
+    Z = draw_z(rng, n_rows, n_cols, generator.dim_z, args.interpolate)
     labels = np.repeat(args.digits, n_cols)
-    images = generator.sample(Z, OneHot(labels, DIM_Y))
+    images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings["visualize_dim"], rng)
     generator.close()
 
     for path in (args.out, args.npz):

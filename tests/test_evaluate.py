@@ -7,6 +7,7 @@ import types
 import numpy as np
 import pytest
 from conftest import synthetic_digits
+from scipy.spatial.distance import cdist
 
 from dcgan_mnist import evaluate
 from dcgan_mnist import judge as judge_module
@@ -36,6 +37,57 @@ def quick_judge(tmp_path_factory):
 
 
 # ---- nearest neighbours ----
+
+def cdist_nearest(queries, references):
+    """What the nearest-neighbour search must agree with: scipy's exact distances and argmin's first minimum."""
+    distances = cdist(queries, references)
+    index = distances.argmin(axis=1)
+    return index, distances[np.arange(len(queries)), index]
+
+
+@pytest.mark.parametrize("distances_per_block", [1, 500 * 3 + 7, 10 ** 7])
+def test_nearest_neighbours_agree_with_cdist_on_pixel_data(distances_per_block):
+    rng = np.random.RandomState(1)
+    queries, references = rng.randint(0, 256, size=(300, 784)) / 255., rng.randint(0, 256, size=(500, 784)) / 255.
+    references[250:] = np.clip(references[:250] + rng.normal(0, 0.05, size=(250, 784)), 0, 1)  # close pairs
+    queries[:50] = references[rng.randint(500, size=50)]  # queries that are references: distance 0
+    index, distance = evaluate.nearest_neighbours(queries, references, distances_per_block)
+    expected_index, expected_distance = cdist_nearest(queries, references)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
+    assert np.all(distance[:50] == 0)
+
+
+def test_nearest_neighbours_tell_apart_references_a_hair_apart():
+    """Distances that differ by less than the matrix-product form's round-off are still ordered as cdist
+    orders them."""
+    rng = np.random.RandomState(3)
+    near = rng.randint(0, 256, size=(200, 784)) / 255.
+    queries = np.clip(near + rng.normal(0, 0.1, size=near.shape), 0, 1)
+    hair = near.copy()
+    hair[np.arange(200), rng.randint(784, size=200)] += rng.choice([-1e-12, 1e-12], size=200)
+    references = np.concatenate([near, hair])
+    index, distance = evaluate.nearest_neighbours(queries, references)
+    expected_index, expected_distance = cdist_nearest(queries, references)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
+
+
+def test_nearest_neighbours_pick_the_first_of_equally_near_references():
+    rng = np.random.RandomState(2)
+    base = rng.randint(0, 256, size=(40, 784)) / 255.
+    # Each row of base appears three times, at scattered places, so every query has exact ties.
+    references = base[rng.permutation(np.repeat(np.arange(40), 3))]
+    queries = np.concatenate([np.clip(base + rng.normal(0, 0.1, size=base.shape), 0, 1), base])
+    for distances_per_block in (7, 10 ** 6):
+        index, distance = evaluate.nearest_neighbours(queries, references, distances_per_block)
+        expected_index, expected_distance = cdist_nearest(queries, references)
+        np.testing.assert_array_equal(index, expected_index)
+        np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
+    # Equal references are equally near, and the first of them is the answer.
+    first_copy = {tuple(row): i for i, row in reversed(list(enumerate(references)))}
+    assert [first_copy[tuple(references[i])] for i in index] == list(index)
+
 
 @pytest.mark.parametrize("distances_per_block", [1, 23 * 4 + 5, 10 ** 6])
 def test_blockwise_nearest_neighbours_equal_brute_force(distances_per_block):
@@ -168,24 +220,27 @@ def test_unwritable_judge_directory_is_named(tmp_path):
 
 # ---- drawing samples and scoring them ----
 
-def label_painter(batch_sizes):
+def label_painter(batches):
     """A stand-in generator: each image is filled with its digit / 9, so labels can be read back."""
     def sample(z, y):
-        batch_sizes.append((z.shape, y.shape))
+        batches.append((z.shape, y.argmax(1)))
         assert np.all(np.abs(z) <= 1)
         return np.ones([len(y), 28, 28, 1]) * (y.argmax(1) / 9.)[:, None, None, None]
     return sample
 
 
-def test_draw_samples_uses_full_batches_and_uniform_labels():
-    batch_sizes = []
-    images, labels = evaluate.draw_samples(label_painter(batch_sizes), 1000, 196, 7, np.random.RandomState(0))
+def test_draw_samples_uses_full_mixed_batches_and_every_digit_equally():
+    batches = []
+    images, labels = evaluate.draw_samples(label_painter(batches), 1000, 196, 7, np.random.RandomState(0))
     assert images.shape == (1000, 28, 28, 1)
     assert labels.shape == (1000,)
-    assert batch_sizes == [((196, 7), (196, 10))] * 6
+    assert [shape for shape, _ in batches] == [(196, 7)] * 6
+    for _, batch_labels in batches:  # each batch mixes the ten digits as evenly as its size allows
+        counts = np.bincount(batch_labels, minlength=10)
+        assert counts.max() - counts.min() <= 1, counts
     np.testing.assert_allclose(images[:, 0, 0, 0] * 9, labels)
-    counts = np.bincount(labels, minlength=10)
-    assert counts.min() > 70 and counts.max() < 130
+    np.testing.assert_array_equal(np.bincount(labels, minlength=10), [100] * 10)
+    assert not np.array_equal(labels[:100], np.arange(100) % 10)  # in random order
 
 
 def digit_pool(seed=11):
@@ -336,8 +391,10 @@ def test_command_prints_a_table_and_warns_about_overridden_split(tiny_run, capsy
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--samples", "1"], "--samples must be at least 2"),
-    (["--valid-size", "0"], "--valid-size must be at least 1"),
+    (["--samples", "1"], "--samples: expected 2 or more (a Frechet distance needs two samples), got '1'"),
+    (["--samples", "x"], "--samples: expected a positive integer, got 'x'"),
+    (["--valid-size", "0"], "--valid-size: expected a positive integer, got '0'"),
+    (["--threads", "-1"], "--threads: expected an integer of 0 or more, got '-1'"),
 ])
 def test_command_rejects_bad_flags(tiny_run, args, message, capsys):
     with pytest.raises(SystemExit):

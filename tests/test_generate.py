@@ -1,16 +1,16 @@
-"""python -m dcgan_mnist generate: grid layout, labels, seeds, interpolation and its errors."""
+"""python -m dcgan_mnist generate: grid layout, labels, seeds, interpolation, mixed batches and its errors."""
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_mnist
 from PIL import Image
 
-from dcgan_mnist import generate, settings
-from dcgan_mnist.model import DCGAN, tf
+from dcgan_mnist import generate
 from dcgan_mnist.restore import TrainedGenerator
+from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot, grid_image
 
 DIM_Z = 8
@@ -18,18 +18,15 @@ DIM_Z = 8
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run directory as train.py leaves it (settings.json + checkpoints/), with an untrained small model."""
-    run = tmp_path_factory.mktemp("run")
-    s = settings.build_parser().parse_args(["--batch-size", "4", "--dim-z", str(DIM_Z), "--dim-W1", "16",
-                                            "--dim-W2", "8", "--dim-W3", "4", "--run-dir", str(run)])
-    settings.save(s, str(run / "settings.json"))
-    with tf.Graph().as_default():
-        tf.set_random_seed(0)
-        DCGAN(batch_size=4, dim_z=DIM_Z, dim_W1=16, dim_W2=8, dim_W3=4)
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            tf.train.Saver().save(sess, str(run / "checkpoints" / "ckpt"), global_step=7)
-    return str(run)
+    """A run directory written by train.py: a small model trained for a few iterations on synthetic digits,
+    sampled (as by default) in batches of 196."""
+    tmp = tmp_path_factory.mktemp("generate-run")
+    write_mnist(str(tmp / "data"))
+    run = str(tmp / "run")
+    train_main(["--data-dir", str(tmp / "data"), "--valid-size", "80", "--batch-size", "16", "--dim-z", str(DIM_Z),
+                "--dim-W1", "16", "--dim-W2", "8", "--dim-W3", "4", "--max-iterations", "4", "--seed", "3",
+                "--log", "compact", "--no-download", "--run-dir", run, "--vis-dir", str(tmp / "vis")])
+    return run
 
 
 def run_generate(run_dir, out_dir, name, *flags):
@@ -49,11 +46,56 @@ def test_grid_rows_follow_digits_in_order(run_dir, tmp_path):
     assert raw["images"].min() >= 0 and raw["images"].max() <= 1
     # The picture is exactly these samples, row-major, through the one grid writer.
     np.testing.assert_array_equal(np.asarray(png), np.asarray(grid_image(raw["images"][..., None], (3, 5))))
-    # Each sample is what the generator draws for its saved z and label (the whole grid as one batch).
+
+
+def test_a_row_barely_changes_when_other_rows_are_asked_for(run_dir, tmp_path):
+    """Row 7 alone and row 7 of all ten rows: the same z (the seed's first draws), drawn in mixed batches, so
+    nearly the same images. Drawn the old way, each grid as one batch, the rows differ several times more."""
+    _, alone = run_generate(run_dir, tmp_path, "alone", "--digits", "7", "--per-digit", "6", "--seed", "4")
+    _, among = run_generate(run_dir, tmp_path, "among", "--digits", "7,0-6,8,9", "--per-digit", "6", "--seed", "4")
+    np.testing.assert_array_equal(alone["z"], among["z"][:6])
+    change = np.abs(alone["images"] - among["images"][:6]).max()
+
     generator = TrainedGenerator(run_dir)
-    redrawn = generator.sample(raw["z"], OneHot(raw["labels"], 10))[..., 0]
+    one_batch_alone = generator.sample(alone["z"], OneHot(alone["labels"], 10))
+    one_batch_among = generator.sample(among["z"], OneHot(among["labels"], 10))[:6]
     generator.close()
-    np.testing.assert_allclose(raw["images"], redrawn, atol=1e-6)
+    one_batch_change = np.abs(one_batch_alone - one_batch_among).max()
+    assert change < one_batch_change / 3, (change, one_batch_change)
+
+
+def painter(batches):
+    """A stand-in for the generator: records each batch, and paints each image with its z's first value
+    and its digit, so both can be read back."""
+    def sample(z, y):
+        batches.append((z.copy(), y.argmax(1)))
+        return np.stack([np.full([28, 28, 1], z[i, 0] + 10 * y[i].argmax()) for i in range(len(z))])
+    return sample
+
+
+@pytest.mark.parametrize("labels, batch_size", [([7] * 25, 196), (np.repeat([3, 0, 7], 70), 196),
+                                                (np.repeat([9, 2], 5), 4)])
+def test_mixed_batches_hold_every_digit_alike_and_return_the_samples_asked_for(labels, batch_size):
+    rng = np.random.RandomState(0)
+    Z = rng.uniform(-1, 1, size=(len(labels), 3))
+    batches = []
+    images = generate.draw_in_mixed_batches(painter(batches), Z, labels, batch_size, rng)
+    # Each returned image was drawn for its own z and digit, in the order asked.
+    np.testing.assert_array_equal(images[:, 0, 0, 0], Z[:, 0] + 10 * np.asarray(labels))
+    assert all(len(z) == batch_size for z, _ in batches)
+    drawn_labels = np.concatenate([y for _, y in batches])
+    if batch_size >= 10:
+        for _, y in batches:  # every batch has each digit 0-9 equally often, up to one
+            counts = np.bincount(y, minlength=10)
+            assert counts.max() - counts.min() <= 1, counts
+    # Every z asked for is drawn once; the rest of the batches is fresh uniform noise.
+    drawn_z = np.concatenate([z for z, _ in batches])
+    asked = np.isin(drawn_z[:, 0], Z[:, 0])
+    assert asked.sum() == len(labels)
+    padding = drawn_z[~asked]
+    assert np.all(np.abs(padding) <= 1) and len(np.unique(padding[:, 0])) == len(padding)
+    # No more batches than the most asked-for digit needs: it takes every tenth place.
+    assert len(drawn_labels) < 10 * np.bincount(labels).max() + batch_size
 
 
 def test_z_is_uniform_from_the_seed(run_dir, tmp_path):

@@ -43,14 +43,16 @@ KEY_TEXT = {
         "Dimension 1 in both shapes must be equal, but are 28 and 1. Shapes are [4,28,28] and [4,1,1].",
         "Cannot reshape a tensor with 40 elements to shape [4,28,28,10] (31360 elements)"],
     7: ["clipped costs against target 1 lie between 0.3133 and 0.6931"],
-    8: ["mean 0.0 std 1.0", "P(real) for 8 copies of image 0: [0.5 0.5 0.5 0.5 0.5 0.5 0.5 0.5]"],
+    8: ["|mean| 0.0 std 1.0", "8 copies of image 0: scores before h4_bn agree to 0.001: True",
+        "P(real) for 8 equal scores:         [0.5 0.5 0.5 0.5 0.5 0.5 0.5 0.5]"],
     9: ["bytes written: 0 .. 255", "written with min-max scaling: [  0 255] ; with a fixed *255: [127 255]"],
     10: ["fed float64 -> result float32 ; identical to feeding float32: True",
          "Cannot feed value of shape (4, 784) for Tensor Placeholder_2:0, which has shape (4, 28, 28, 1)",
          "Cannot feed value of shape (4,) for Tensor Placeholder_1:0, which has shape (4, 10)",
          "Cannot feed value of shape (28, 28, 1) for Tensor Placeholder_2:0, which has shape (4, 28, 28, 1)",
          "Tensors in list passed to 'values' of 'ConcatV2' Op have types [float64, float32] that don't all match."],
-    11: ["variables: 8",
+    11: ["variables: 8", "only 7s or only 3s: same first layer: True",
+         "mixed digits, sample 0's digit changed: same first layer: False",
          "ValueError: Cannot feed value of shape (128, 100) for Tensor Placeholder_3:0, which has shape (196, 100)"],
 }
 # How a stride-2 transposed convolution with a too-large output_shape fails when run, per CPU kernel.
@@ -158,6 +160,11 @@ def test_batchnorm_lesson_shows_a_batch_relative_score():
     assert alone != with_others
     a, b = re.search(r"100\*s - 7: (\[.*?\]) (\[.*?\])", real).groups()
     assert a == b
+    # The amplification: a 0.0001 difference among otherwise equal scores moves P(real) by more than 0.1.
+    nudged = re.search(r"two of them 0.0001 higher: \[(.*)\]", real).group(1).split()
+    low, high = float(nudged[0]), float(nudged[-1])
+    assert nudged[:6] == [nudged[0]] * 6 and nudged[6] == nudged[7]
+    assert low < 0.5 < high and high - low > 0.1
 
 
 def test_shift_lesson_bytes_match_up_to_rounding():

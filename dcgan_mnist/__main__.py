@@ -14,6 +14,7 @@ COMMANDS = {
     "gif": ("dcgan_mnist.gif", "turn the vis/ sample series into an animated GIF"),
     "evaluate": ("dcgan_mnist.evaluate", "score a trained generator (NNC/NND, judge accuracy, Frechet distance)"),
     "bench": ("dcgan_mnist.bench", "time the real training loop"),
+    "ablate": ("dcgan_mnist.ablate", "train and score the original, each fix and the repaired recipe"),
 }
 
 

@@ -3,7 +3,7 @@
 Every layer, constant and variable is the original's; the only additions are that each
 intermediate tensor is recorded in ``DCGAN.layers`` (for the shape and compare tools and tests), that the
 network bodies take their weights and batch size as arguments (so the sampler and the training
-loop reuse one definition), and the opt-in ``loss='stable'`` switch.
+loop reuse one definition), and the opt-in switches ``loss='stable'`` and ``d_output``.
 """
 from .lazy_tf import Module
 
@@ -12,6 +12,8 @@ _tf = Module()
 tf = Module("compat.v1")
 
 LOSSES = ("clipped", "stable")
+# D's last layer: the original's lrelu(batchnorm(matmul)), lrelu(matmul) or the matmul alone.
+D_OUTPUTS = ("original", "lrelu", "linear")
 # Width of the one-hot labels: ten digits (or ten Fashion-MNIST classes).
 DIM_Y = 10
 
@@ -72,9 +74,12 @@ class DCGAN():
             dim_W3=64,
             dim_channel=1,
             loss="clipped",
+            d_output="original",
             ):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if d_output not in D_OUTPUTS:
+            raise ValueError(f"d_output must be one of {D_OUTPUTS}, got {d_output!r}")
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.dim_z = dim_z
@@ -85,6 +90,7 @@ class DCGAN():
         self.dim_W3 = dim_W3
         self.dim_channel = dim_channel
         self.loss = loss
+        self.d_output = d_output
         # (network call, step name, tensor) for every intermediate the original's calls build, in order.
         self.layers = []
         self._recording = True
@@ -193,8 +199,12 @@ class DCGAN():
             h3 = t("h3_concat_y", tf.concat(axis=1, values=[h3, Y]))
 
             h4 = t("h4_matmul", tf.matmul(h3, W4))
-            h4 = t("h4_bn", batchnormalize(h4))
-            return t("h4_lrelu", lrelu(h4))
+            # Batchnorm over the [B, 1] scores makes them batch-relative (docs/lessons.md 8).
+            if self.d_output == "original":
+                h4 = t("h4_bn", batchnormalize(h4))
+            if self.d_output != "linear":
+                h4 = t("h4_lrelu", lrelu(h4))
+            return h4
 
     def _generate(self, Z, Y, weights, batch_size, base):
         W1, W2, W3, W4 = weights

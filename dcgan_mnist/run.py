@@ -25,6 +25,7 @@ import numpy as np
 
 from .cli import CommandError
 from .model import DCGAN, DIM_Y, tf
+from .settings import RECIPES
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -206,10 +207,12 @@ def write_failure(error):
 # ---- the model of a run ----
 
 def model_from_settings(settings, batch_size=None):
-    """The run's DCGAN (the original's variables and sizes), at its batch size unless another is given."""
+    """The run's DCGAN (the original's variables and sizes, the run's switches), at its batch size unless another
+    is given. A run saved before a switch existed has the original's value of it."""
     s = settings if isinstance(settings, dict) else vars(settings)
+    switches = {name: s.get(name, value) for name, value in RECIPES["original"].items()}
     return DCGAN(batch_size=batch_size or s["batch_size"], dim_z=s["dim_z"], dim_y=DIM_Y, dim_W1=s["dim_W1"],
-                 dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], loss=s.get("loss", "clipped"))
+                 dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], **switches)
 
 
 class TrainState:

@@ -23,6 +23,10 @@ ORIGINAL_SETTINGS = [
 ]
 DEFAULT = {name: default for name, default, _ in ORIGINAL_SETTINGS}
 MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
+# Presets of the switches that fix the original's training flaws (docs/repaired.md): "original" holds each
+# switch's default, "repaired" the combination the ablation measured best.
+RECIPES = {"original": {"loss": "clipped", "d_output": "original"},
+           "repaired": {"loss": "stable", "d_output": "linear"}}
 
 
 def flag(name):
@@ -91,18 +95,30 @@ def build_parser():
                         "drawn, printed and recorded, so every run can be resumed and repeated)")
     g.add_argument("--max-iterations", type=non_negative_int, default=None,
                    help="stop after this many iterations of the whole run (counting from 0, resumes included)")
-    g.add_argument("--loss", choices=["clipped", "stable"], default="clipped",
-                   help="clipped: the original's bce, which clips the raw logits to [1e-7, 1-1e-7] (and zeroes "
-                        "their gradient outside it); stable: sigmoid cross-entropy on the unclipped logits "
-                        "(the fix for upstream issue #4)")
     g.add_argument("--threads", type=non_negative_int, default=0,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
+
+    g = p.add_argument_group("fixes of the original's training flaws (docs/repaired.md)")
+    original = RECIPES["original"]
+    repaired = " ".join(f"{flag(name)} {value}" for name, value in RECIPES["repaired"].items())
+    g.add_argument("--recipe", choices=list(RECIPES), default="original",
+                   help=f"a preset of the switches below: original changes nothing; repaired is {repaired}. "
+                        f"A switch given as well overrides the recipe's value")
+    g.add_argument("--loss", choices=["clipped", "stable"], default=original["loss"],
+                   help="clipped: the original's bce, which clips the raw logits to [1e-7, 1-1e-7] and zeroes "
+                        "their gradient outside it (docs/lessons.md 7); stable: sigmoid cross-entropy on the "
+                        "unclipped logits (the fix for upstream issue #4)")
+    g.add_argument("--d-output", choices=["original", "lrelu", "linear"], default=original["d_output"],
+                   help="D's last layer, whose output is the logit: original is lrelu(batchnorm(matmul)), whose "
+                        "batchnorm over the [B,1] scores makes them batch-relative (docs/lessons.md 8); lrelu "
+                        "drops the batchnorm; linear is the matmul alone. All three use the original's "
+                        "discrim_W4 [dim_W1+10, 1] and no new variable (its 10 label rows act as a bias per digit)")
     return p
 
 
 # Settings that define the run; --resume takes these from the run's settings.json and refuses others.
 RUN_DEFINING = [name for name, _, _ in ORIGINAL_SETTINGS if name != "n_epochs"] + [
-    "dataset", "data_dir", "valid_size", "seed", "loss", "vis_dir"]
+    "dataset", "data_dir", "valid_size", "seed", "vis_dir", "recipe", *RECIPES["original"]]
 
 
 def given_flags(parser, argv):
@@ -122,6 +138,10 @@ def parse_settings(argv=None):
         parser.error(f"--visualize-dim must be a square number (the grid is square), got {settings.visualize_dim}")
     if settings.run_dir is None and settings.resume is None:
         settings.run_dir = time.strftime("runs/%Y%m%d-%H%M%S")
+    given = given_flags(build_parser(), argv)
+    for name, value in RECIPES[settings.recipe].items():
+        if name not in given:
+            setattr(settings, name, value)
     return settings
 
 

@@ -1,0 +1,441 @@
+"""`python -m dcgan_mnist ablate`: train the original, each fix alone and the repaired recipe, and score them.
+
+    python -m dcgan_mnist ablate --out ablation --data-dir DIR --valid-size 2000 --seeds 0,1,2,3,4 \
+        --iterations 3000 --eval-every 500
+
+Every (variant, seed) is an ordinary run directory, OUT/runs/VARIANT/seed-S, trained in chunks of --eval-every
+iterations (train.py's exact resume makes the chunks one run); after each chunk its checkpoint is scored as
+`evaluate` scores it. The runs go one after another. OUT gets:
+
+    ablation.json              every score, by run and iteration (what a second invocation skips)
+    ablation.md                median and worst seed of each variant at each number of iterations
+    tensorboard/VARIANT/seed-S the scores as TensorBoard scalars: `tensorboard --logdir OUT` overlays the variants
+    grids.png                  each variant's final per-digit grid, one column per variant, one row per seed
+
+Stopped (Ctrl-C) or killed, it continues where it stopped when run again with the same flags: stored scores are
+skipped and stopped runs resume from their latest checkpoint.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from . import cli, run
+from . import evaluate as evaluate_module
+from . import settings as settings_module
+from .cli import CommandError, non_negative_int, positive_int
+from .records import METRICS_FILE, Events
+from .restore import TrainedGenerator
+from .train import EXIT_NOT_FINITE
+from .train import main as train_main
+from .util import OneHot, ensure_dir, tile_grid
+
+# Each variant's train.py flags: the original, each switch alone, the repaired recipe (docs/repaired.md).
+VARIANTS = {
+    "original": [],
+    "stable-loss": ["--loss", "stable"],
+    "lrelu-logit": ["--d-output", "lrelu"],
+    "linear-logit": ["--d-output", "linear"],
+    "repaired": ["--recipe", "repaired"],
+}
+RECORD_FILE = "ablation.json"
+TABLE_FILE = "ablation.md"
+GRIDS_FILE = "grids.png"
+# Flags that make scores comparable: a second invocation into the same --out must repeat them.
+FIXED = ("samples", "eval_every", "dataset", "data_dir", "valid_size", "batch_size",
+         *settings_module.MODEL_WIDTHS)
+GRID_SAMPLES_PER_DIGIT = 10
+GRID_SEED = 0
+LABEL_HEIGHT = 14
+GAP = 8
+
+
+def variant_list(text):
+    names = [name.strip() for name in text.split(",")]
+    if any(name not in VARIANTS for name in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct names from {', '.join(VARIANTS)} separated by commas, "
+                                         f"got {text!r}")
+    return names
+
+
+def seed_list(text):
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct whole numbers separated by commas, got {text!r}")
+    return seeds
+
+
+def build_parser():
+    p = cli.parser("python -m dcgan_mnist ablate",
+                   "Train every variant (the original, each fix alone, the repaired recipe) for each seed, one run "
+                   "after another, score each every --eval-every iterations, and write the scores as JSON, a "
+                   "markdown table, TensorBoard scalars and one PNG of the final grids. Run it again to continue "
+                   "an interrupted ablation. Details: docs/repaired.md.")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder of the ablation's runs and results")
+    p.add_argument("--variants", type=variant_list, default=list(VARIANTS),
+                   help=f"which variants, in this order (default: {','.join(VARIANTS)})")
+    p.add_argument("--seeds", type=seed_list, default=[0, 1, 2, 3, 4],
+                   help="seeds of each variant, separated by commas (default: 0,1,2,3,4)")
+    p.add_argument("--iterations", type=positive_int, default=3000, help="iterations of every run")
+    p.add_argument("--eval-every", type=positive_int, default=500,
+                   help="iterations between scores (the last score is at --iterations)")
+    p.add_argument("--samples", type=positive_int, default=10000,
+                   help="generated images per score (evaluate's --samples)")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="train.py's --dataset")
+    p.add_argument("--data-dir", default=None, help="train.py's --data-dir (default: data/)")
+    p.add_argument("--valid-size", type=positive_int, default=10000,
+                   help="train.py's --valid-size (the validation images NNC and NND are measured on)")
+    settings_module.add_original_setting(p, "batch_size")
+    settings_module.add_model_flags(p)
+    p.add_argument("--judge-dir", default=None,
+                   help="where the evaluation's judge is cached (default: ~/.cache/dcgan-mnist/judge)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="TensorFlow threads (0: TensorFlow decides)")
+    return p
+
+
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.samples < 2:
+        parser.error(f"--samples must be at least 2 (a Frechet distance needs two samples), got {args.samples}")
+    if args.data_dir is not None:
+        args.data_dir = os.path.abspath(args.data_dir)
+    return args
+
+
+def budgets(iterations, every):
+    """The iteration counts a run is scored at: every ``every`` iterations, and at ``iterations``."""
+    return sorted(set(range(every, iterations, every)) | {iterations})
+
+
+def run_name(variant, seed):
+    return f"{variant}/seed-{seed}"
+
+
+def iterations_done(run_dir):
+    """Iterations of the run's latest checkpoint (0 when it has none)."""
+    if not os.path.isdir(run_dir):
+        return 0
+    latest = run.latest_checkpoint(run_dir, "--out")
+    return 0 if latest is None else run.iteration_of(latest)
+
+
+def metrics(run_dir):
+    """The run's metrics.jsonl records, one per iteration done."""
+    with open(os.path.join(run_dir, METRICS_FILE)) as f:
+        return [json.loads(line) for line in f]
+
+
+class Record:
+    """ablation.json: the fixed settings, each variant's flags and every run's scores, written whole after each
+    change (a crash never leaves half a file)."""
+
+    def __init__(self, out, args):
+        self.path = os.path.join(out, RECORD_FILE)
+        fixed = {name: getattr(args, name) for name in FIXED}
+        if os.path.exists(self.path):
+            try:
+                with open(self.path) as f:
+                    self.data = json.load(f)
+                stored = self.data["settings"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise CommandError(f"{self.path} cannot be read ({e}); move it away to start the ablation again")
+            changed = [f"{settings_module.flag(name)} {stored.get(name)!r} (now {value!r})"
+                       for name, value in fixed.items() if stored.get(name) != value]
+            if changed:
+                raise CommandError(f"{out} holds an ablation run with {', '.join(changed)}; its scores are only "
+                                   f"comparable with the same flags: repeat them or use another --out")
+        else:
+            self.data = {"settings": fixed, "variants": {}, "runs": {}}
+        self.data["variants"].update({name: VARIANTS[name] for name in args.variants})
+
+    def entry(self, variant, seed):
+        return self.data["runs"].setdefault(run_name(variant, seed), {
+            "variant": variant, "seed": seed, "run_dir": os.path.join("runs", variant, f"seed-{seed}"),
+            "scores": {}, "stopped": None, "step_seconds": None})
+
+    def save(self):
+        run.write_atomically(self.path, cli.dumps(self.data, indent=1, sort_keys=True) + "\n")
+
+
+class Progress:
+    """Counts the work left and estimates the time it takes from the pace of this invocation."""
+
+    def __init__(self, remaining_iterations, remaining_scores):
+        self.iterations, self.scores = remaining_iterations, remaining_scores
+        self.trained = self.training_seconds = 0
+        self.scored = self.scoring_seconds = 0
+
+    def trained_chunk(self, iterations, seconds):
+        self.iterations -= iterations
+        self.trained += iterations
+        self.training_seconds += seconds
+
+    def scored_one(self, seconds):
+        self.scores -= 1
+        self.scored += 1
+        self.scoring_seconds += seconds
+
+    def eta(self):
+        if (self.iterations and not self.trained) or (self.scores and not self.scored):
+            return "?"
+        seconds = (self.iterations * self.training_seconds / max(self.trained, 1)
+                   + self.scores * self.scoring_seconds / max(self.scored, 1))
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def say(text):
+    print(f"ablate: {text}", file=sys.stderr, flush=True)
+
+
+class Ablation:
+    def __init__(self, args):
+        self.args = args
+        self.out = args.out
+        self.budgets = budgets(args.iterations, args.eval_every)
+        self.plan = [(variant, seed) for variant in args.variants for seed in args.seeds]
+        self.record = Record(args.out, args)
+
+    def run_dir(self, variant, seed):
+        return os.path.join(self.out, self.record.entry(variant, seed)["run_dir"])
+
+    def work_left(self):
+        iterations = scores = 0
+        for variant, seed in self.plan:
+            entry = self.record.entry(variant, seed)
+            if entry["stopped"] is None:
+                iterations += max(0, self.args.iterations - iterations_done(self.run_dir(variant, seed)))
+                scores += sum(str(b) not in entry["scores"] for b in self.budgets)
+        return iterations, scores
+
+    def run(self):
+        progress = Progress(*self.work_left())
+        say(f"{len(self.args.variants)} variants x {len(self.args.seeds)} seeds, {self.args.iterations} iterations "
+            f"each, scored every {self.args.eval_every} with {self.args.samples} samples; left: "
+            f"{progress.iterations} iterations and {progress.scores} scores, in {self.out}")
+        for number, (variant, seed) in enumerate(self.plan, 1):
+            status = self.advance(variant, seed, f"run {number}/{len(self.plan)}", progress)
+            if status:
+                return status
+        self.write_grids()
+        say(f"done: {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; "
+            f"tensorboard --logdir {self.out}")
+        return 0
+
+    def advance(self, variant, seed, position, progress):
+        """Train and score one run up to --iterations; a status other than 0 stops the ablation."""
+        entry = self.record.entry(variant, seed)
+        if entry["stopped"] is not None:
+            say(f"{run_name(variant, seed)} stopped at iteration {entry['stopped']['iteration']} "
+                f"(status {entry['stopped']['status']}); not continued")
+            return 0
+        run_dir = self.run_dir(variant, seed)
+        events = None
+        try:
+            for budget in self.budgets:
+                if str(budget) in entry["scores"]:
+                    continue
+                done = iterations_done(run_dir)
+                if done > budget:
+                    raise CommandError(f"{run_dir} is at iteration {done}, past {budget}, which has no stored score "
+                                       f"and no checkpoint any more; use another --out")
+                if done < budget:
+                    say(f"{position}: {run_name(variant, seed)}, iterations {done} to {budget}")
+                    started = time.perf_counter()
+                    status = self.train(variant, seed, run_dir, done, budget)
+                    if status == EXIT_NOT_FINITE:  # the run cannot go on; the ablation can
+                        entry["stopped"] = {"status": status, "iteration": metrics(run_dir)[-1]["iteration"]}
+                        self.record.save()
+                        self.write_table()
+                        return 0
+                    if status:
+                        say("stopped; run the same command again to continue")
+                        return status
+                    progress.trained_chunk(budget - done, time.perf_counter() - started)
+                    if iterations_done(run_dir) != budget:
+                        raise CommandError(f"{run_dir} ends at iteration {iterations_done(run_dir)}, its last epoch, "
+                                           f"before {budget}: lower --iterations")
+                started = time.perf_counter()
+                report = self.score(run_dir, budget)
+                progress.scored_one(time.perf_counter() - started)
+                entry["scores"][str(budget)] = report
+                entry["step_seconds"] = statistics.median(record["seconds"] for record in metrics(run_dir))
+                self.record.save()
+                if events is None:
+                    events = Events(os.path.join(self.out, "tensorboard", variant, f"seed-{seed}"), None)
+                events.scalars(budget, evaluate_module.flat_scores(scores_of(report)))
+                events.flush()
+                self.write_table()
+                generated = report["generated"]
+                say(f"{position}: {run_name(variant, seed)} at {budget}: judge accuracy "
+                    f"{generated['judge_accuracy']:.3f}, Frechet {generated['frechet']:.1f}, NND "
+                    f"{generated['nearest_neighbour'][-1]['nnd']:.2f}; left {progress.iterations} iterations, "
+                    f"{progress.scores} scores, ETA {progress.eta()}")
+        finally:
+            if events is not None:
+                events.close()
+        return 0
+
+    def train(self, variant, seed, run_dir, done, budget):
+        a = self.args
+        if done:
+            return train_main(["--resume", run_dir, "--max-iterations", str(budget)])
+        if os.path.isdir(run_dir):  # stopped before its first checkpoint: nothing to resume, start it afresh
+            shutil.rmtree(run_dir)
+        flags = [*VARIANTS[variant], "--seed", str(seed), "--run-dir", run_dir,
+                 "--vis-dir", os.path.join(self.out, "vis", variant, f"seed-{seed}"),
+                 "--max-iterations", str(budget), "--log", "compact", "--checkpoint-every", str(a.eval_every),
+                 "--keep-checkpoints", "1", "--dataset", a.dataset, "--valid-size", str(a.valid_size),
+                 "--batch-size", str(a.batch_size), "--threads", str(a.threads)]
+        for name in settings_module.MODEL_WIDTHS:
+            flags += [settings_module.flag(name), str(getattr(a, name))]
+        if a.data_dir is not None:
+            flags += ["--data-dir", a.data_dir]
+        return train_main(flags)
+
+    def score(self, run_dir, budget):
+        a = self.args
+        flags = ["--checkpoint", os.path.join(run.checkpoint_dir(run_dir), f"{run.PREFIX}-{budget}"),
+                 "--samples", str(a.samples), "--threads", str(a.threads)]
+        if a.judge_dir is not None:
+            flags += ["--judge-dir", a.judge_dir]
+        return evaluate_module.evaluate_run(evaluate_module.parse_args(flags))
+
+    def write_table(self):
+        run.write_atomically(os.path.join(self.out, TABLE_FILE), table(self.record.data))
+
+    def write_grids(self):
+        """One panel per run at --iterations: rows are the digits 0-9, drawn from the same z for every panel."""
+        rng = np.random.RandomState(GRID_SEED)
+        labels = np.repeat(np.arange(10), GRID_SAMPLES_PER_DIGIT)
+        z = rng.uniform(-1, 1, size=(len(labels), self.args.dim_z))
+        panels = {}
+        for variant, seed in self.plan:
+            report = self.record.entry(variant, seed)["scores"].get(str(self.args.iterations))
+            if report is not None and iterations_done(self.run_dir(variant, seed)) == self.args.iterations:
+                generator = TrainedGenerator(self.run_dir(variant, seed))
+                try:
+                    images = generator.sample(z, OneHot(labels, 10))
+                finally:
+                    generator.close()
+                panels[variant, seed] = images, f"seed {seed}: judge {report['generated']['judge_accuracy']:.3f}"
+        picture = grid_picture(self.args.variants, self.args.seeds, panels, self.args.iterations)
+        picture.save(os.path.join(self.out, GRIDS_FILE))
+
+
+def scores_of(report):
+    return {group: report[group] for group in ("generated", "real_train", "real_test")}
+
+
+def grid_picture(variants, seeds, panels, iterations):
+    """The panels side by side, a column per variant under its name and a row per seed, each captioned; grey
+    where a run has no panel. ``panels`` maps (variant, seed) to (images, caption). Pixels are the generator's
+    output times 255, not stretched to the grid's range as the vis/ grids are, so a flat grey grid looks grey."""
+    side = 28 * GRID_SAMPLES_PER_DIGIT
+    column_width, row_height = side + GAP, LABEL_HEIGHT + side + GAP
+    picture = Image.new("RGB", (GAP + len(variants) * column_width, 2 * LABEL_HEIGHT + len(seeds) * row_height),
+                        "white")
+    draw = ImageDraw.Draw(picture)
+    draw.text((GAP, 2), f"after {iterations} iterations; each panel's rows are the digits 0-9", fill="black")
+    for column, variant in enumerate(variants):
+        left = GAP + column * column_width
+        draw.text((left, LABEL_HEIGHT + 2), variant, fill="black")
+        for row, seed in enumerate(seeds):
+            top = 2 * LABEL_HEIGHT + row * row_height
+            images, caption = panels.get((variant, seed), (None, f"seed {seed}: not trained"))
+            draw.text((left, top + 2), caption, fill="black")
+            top += LABEL_HEIGHT
+            if images is None:
+                draw.rectangle([left, top, left + side - 1, top + side - 1], fill=(200, 200, 200))
+            else:
+                tiles = tile_grid(images, (10, GRID_SAMPLES_PER_DIGIT))
+                picture.paste(Image.fromarray((tiles * 255).round().astype(np.uint8), "RGB"), (left, top))
+    return picture
+
+
+# ---- the table ----
+
+def summary(values, higher_is_better):
+    """'median | worst (seed S)' of {seed: value}."""
+    seeds = sorted(values, key=lambda seed: values[seed], reverse=higher_is_better)
+    return f"{statistics.median(values.values()):.3f} | {values[seeds[-1]]:.3f} (seed {seeds[-1]})"
+
+
+SCORES = (  # (column, higher is better, value of a report)
+    ("judge accuracy", True, lambda r: r["generated"]["judge_accuracy"]),
+    ("Frechet distance", False, lambda r: r["generated"]["frechet"]),
+    ("NND", False, lambda r: r["generated"]["nearest_neighbour"][-1]["nnd"]),
+    ("NNC", True, lambda r: r["generated"]["nearest_neighbour"][-1]["nnc"]),
+)
+
+
+REAL = {  # the same scores of real images, the references evaluate reports beside them
+    "judge accuracy": lambda r: r["real_test"]["judge_accuracy"],
+    "Frechet distance": lambda r: r["real_train"]["frechet"],
+    "NND": lambda r: r["real_train"]["nearest_neighbour"][-1]["nnd"],
+}
+
+
+def table(data):
+    """The markdown table of ablation.json's data: for each number of iterations, each variant's median and worst
+    seed of every score, and its median training speed."""
+    runs = list(data["runs"].values())
+    settings = data["settings"]
+    lines = ["# Ablation", "",
+             f"Scores of {settings['samples']} samples (`evaluate`), median and worst seed of each variant; "
+             f"NND and NNC at {settings['samples']} samples.", ""]
+    for name, flags in data["variants"].items():
+        lines.append(f"- `{name}`: `python train.py {' '.join(flags)}`" if flags else f"- `{name}`: `python train.py`")
+    header = "| variant | seeds | " + " | ".join(f"{name}: median | worst" for name, _, _ in SCORES) + " |"
+    budgets_scored = sorted({int(b) for r in runs for b in r["scores"]})
+    for budget in budgets_scored:
+        lines += ["", f"## {budget} iterations", "", header, "|---" * (2 + 2 * len(SCORES)) + "|"]
+        for variant in data["variants"]:
+            scored = {r["seed"]: r["scores"][str(budget)] for r in runs
+                      if r["variant"] == variant and str(budget) in r["scores"]}
+            stopped = [r["seed"] for r in runs if r["variant"] == variant and r["stopped"] is not None
+                       and r["stopped"]["iteration"] < budget]
+            if not scored and not stopped:
+                continue
+            seeds = f"{len(scored)}" + (f", stopped: {', '.join(map(str, stopped))}" if stopped else "")
+            cells = [summary({seed: value(report) for seed, report in scored.items()}, higher) if scored else "- | -"
+                     for _, higher, value in SCORES]
+            lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+        reports = [r["scores"][str(budget)] for r in runs if str(budget) in r["scores"]]
+        real = {name: statistics.median(value(report) for report in reports) for name, value in REAL.items()}
+        lines += ["", f"Real images (median over the runs' splits): judge accuracy {real['judge accuracy']:.3f} "
+                      f"(test images); Frechet distance {real['Frechet distance']:.3f} and NND {real['NND']:.3f} "
+                      f"(training images)."]
+    lines += ["", "## Training speed", "",
+              "The median time of one training step (`seconds` in metrics.jsonl) of each run, and the median over "
+              "a variant's runs. Runs that shared the machine with other work are slower.", "",
+              "| variant | runs | median step (ms) | iterations/s |", "|---|---|---|---|"]
+    for variant in data["variants"]:
+        steps = [r["step_seconds"] for r in runs if r["variant"] == variant and r["step_seconds"]]
+        if steps:
+            step = statistics.median(steps)
+            lines.append(f"| {variant} | {len(steps)} | {1000 * step:.1f} | {1 / step:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def ablate_command(argv):
+    args = parse_args(argv)
+    ensure_dir(args.out, "--out folder")
+    try:
+        return Ablation(args).run()
+    except KeyboardInterrupt:
+        say("interrupted; run the same command again to continue")
+        return 130
+
+
+def main(argv=None):
+    return cli.run(ablate_command, argv)

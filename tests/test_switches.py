@@ -1,0 +1,205 @@
+"""The switches that fix the original's training flaws and the --recipe preset: each changes only what it names,
+is recorded in settings.json, and a run made with them is rebuilt by every tool that reads a run directory."""
+import collections
+import inspect
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import run_dir_metrics, tiny_args, write_mnist
+
+from dcgan_mnist import evaluate, generate, run, settings
+from dcgan_mnist import judge as judge_module
+from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
+from dcgan_mnist.train import main as train_main
+from dcgan_mnist.util import OneHot
+
+SMALL = dict(dim_z=8, dim_W1=16, dim_W2=8, dim_W3=4)
+
+
+def source(tensor):
+    """The name of the placeholder or variable ``tensor`` is (or reads), else None."""
+    op = tensor.op
+    if op.type == "Identity" and op.inputs[0].op.type == "VariableV2":
+        op = op.inputs[0].op
+    return op.name if op.type in ("Placeholder", "VariableV2") else None
+
+
+def recorded_steps(model):
+    """(call, step, op types, what it reads, shape) of every entry of ``model.layers``, as the shapes tool reads
+    them: the ops from the step's tensor back to earlier steps, placeholders and variables."""
+    owner = {}
+    steps = []
+    for call, step, tensor in model.layers:
+        ops, reads, stack = set(), set(), [tensor.op]
+        while stack:
+            op = stack.pop()
+            if op in ops:
+                continue
+            ops.add(op)
+            for t in op.inputs:
+                if t in owner or source(t):
+                    reads.add(owner.get(t) or source(t))
+                elif t.op.type != "Const":
+                    stack.append(t.op)
+        owner[tensor] = step
+        steps.append((call, step, sorted(op.type for op in ops), sorted(reads), tensor.shape.as_list()))
+    return steps
+
+
+def build(**switches):
+    with tf.Graph().as_default() as graph:
+        tf.set_random_seed(0)
+        model = DCGAN(batch_size=6, **SMALL, **switches)
+        outputs = model.build_model()
+        model.samples_generator(4)
+    return graph, model, outputs
+
+
+def variables(graph):
+    return [(v.op.name, v.shape.as_list()) for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)]
+
+
+def test_the_defaults_are_the_original():
+    defaults = inspect.signature(DCGAN).parameters
+    assert (defaults["loss"].default, defaults["d_output"].default) == ("clipped", "original")
+    s = settings.parse_settings([])
+    assert (s.recipe, s.loss, s.d_output) == ("original", "clipped", "original")
+    assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original"}
+
+
+@pytest.mark.parametrize("d_output, removed", [("original", []), ("lrelu", ["h4_bn"]),
+                                               ("linear", ["h4_bn", "h4_lrelu"])])
+def test_d_output_removes_only_the_steps_it_names(d_output, removed):
+    original_graph, original, _ = build()
+    graph, model, (Z, Y, image_real, d_cost, g_cost, p_real, p_gen) = build(d_output=d_output)
+    expected = [s for s in recorded_steps(original) if not (s[0].startswith("discriminate") and s[1] in removed)]
+    last = {"original": "h4_lrelu", "lrelu": "h4_lrelu", "linear": "h4_matmul"}[d_output]
+    steps = recorded_steps(model)
+    if d_output == "lrelu":  # lrelu now reads the matmul instead of the batchnorm
+        expected = [(c, s, ops, ["h4_matmul"] if s == "h4_lrelu" else reads, shape)
+                    for c, s, ops, reads, shape in expected]
+    assert steps == expected
+    assert variables(graph) == variables(original_graph)
+    for call in ("discriminate", "discriminate_1"):
+        assert [s for c, s, *_ in steps if c == call][-1] == last
+    # The logit that the sigmoid and the costs read is D's last recorded step.
+    raw_real = [t for c, s, t in model.layers if (c, s) == ("discriminate", last)][0]
+    assert p_real.op.inputs[0] is raw_real
+
+
+def test_d_output_is_validated():
+    with tf.Graph().as_default(), pytest.raises(ValueError, match="d_output must be one of"):
+        DCGAN(d_output="sigmoid")
+
+
+def test_loss_changes_only_the_costs():
+    original_graph, original, _ = build()
+    stable_graph, stable, _ = build(loss="stable")
+    assert recorded_steps(stable) == recorded_steps(original)
+    assert variables(stable_graph) == variables(original_graph)
+
+    def op_types(graph):
+        return collections.Counter(op.type for op in graph.get_operations())
+    # clip_by_value is a Minimum and a Maximum (and their bounds), once in each of the three bce calls.
+    assert op_types(original_graph) - op_types(stable_graph) == {"Minimum": 3, "Maximum": 3, "Const": 6}
+    assert not op_types(stable_graph) - op_types(original_graph)
+
+
+def scores_of_copies(d_output):
+    """P(real) of a batch of six copies of one image."""
+    rng = np.random.RandomState(0)
+    images, labels = np.repeat(rng.rand(1, 28, 28, 1), 6, 0), OneHot(np.repeat(rng.randint(10), 6), 10)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        model = DCGAN(batch_size=6, **SMALL, d_output=d_output)
+        Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return sess.run(p_real, {image_real: images, Y: labels}).ravel()
+
+
+def test_without_the_output_batchnorm_a_batch_of_copies_is_no_longer_scored_one_half():
+    """docs/lessons.md 8: batchnorm over the [B, 1] scores gives a batch of equal scores 0 each, P(real) 0.5."""
+    assert (scores_of_copies("original") == 0.5).all()
+    for d_output in ("lrelu", "linear"):
+        scores = scores_of_copies(d_output)
+        assert (scores == scores[0]).all() and abs(scores[0] - 0.5) > 1e-4, d_output
+
+
+def test_recipe_sets_the_switches_and_a_switch_given_overrides_it():
+    s = settings.parse_settings(["--recipe", "repaired"])
+    assert (s.recipe, s.loss, s.d_output) == ("repaired", "stable", "linear")
+    s = settings.parse_settings(["--recipe", "repaired", "--d-output", "lrelu"])
+    assert (s.loss, s.d_output) == ("stable", "lrelu")
+    s = settings.parse_settings(["--loss", "stable"])
+    assert (s.recipe, s.loss, s.d_output) == ("original", "stable", "original")
+
+
+def test_the_flags_offer_exactly_the_models_choices():
+    choices = {action.dest: action.choices for action in settings.build_parser()._actions}
+    assert tuple(choices["loss"]) == LOSSES and tuple(choices["d_output"]) == D_OUTPUTS
+    for recipe in settings.RECIPES.values():
+        assert recipe["loss"] in LOSSES and recipe["d_output"] in D_OUTPUTS
+
+
+def test_a_run_saved_before_the_switches_is_rebuilt_as_the_original():
+    saved = {"batch_size": 4, "dim_z": 8, "dim_W1": 16, "dim_W2": 8, "dim_W3": 4}
+    with tf.Graph().as_default():
+        model = run.model_from_settings(saved)
+    assert (model.loss, model.d_output) == ("clipped", "original")
+
+
+# ---- a repaired run through every tool that reads a run directory ----
+
+@pytest.fixture(scope="module")
+def repaired_runs(tmp_path_factory):
+    """The same seed trained 8 iterations as the original, as the repaired recipe in one go, and as the repaired
+    recipe in two resumed chunks of 4."""
+    tmp = tmp_path_factory.mktemp("switches")
+    data = str(tmp / "data")
+    write_mnist(data)
+    out = str(tmp)
+    seed = ["--seed", "4", "--log", "compact", "--log-every", "1"]
+    assert train_main(tiny_args(data, out, "original", *seed, "--max-iterations", "8")) == 0
+    assert train_main(tiny_args(data, out, "repaired", *seed, "--recipe", "repaired", "--max-iterations", "8")) == 0
+    assert train_main(tiny_args(data, out, "chunks", *seed, "--recipe", "repaired", "--max-iterations", "4")) == 0
+    assert train_main(["--resume", os.path.join(out, "chunks"), "--max-iterations", "8"]) == 0
+    return tmp
+
+
+def test_the_recipe_and_its_switches_are_recorded_and_resume_exactly(repaired_runs):
+    saved = json.loads((repaired_runs / "chunks" / "settings.json").read_text())
+    assert (saved["recipe"], saved["loss"], saved["d_output"]) == ("repaired", "stable", "linear")
+    chunks, whole = run_dir_metrics(repaired_runs / "chunks"), run_dir_metrics(repaired_runs / "repaired")
+    assert chunks == whole and len(whole) == 8
+    # The recipe changed the computation: the same seed gives other numbers than the original.
+    original = run_dir_metrics(repaired_runs / "original")
+    assert [r["p_real"] for r in original] != [r["p_real"] for r in whole]
+
+
+def test_resume_refuses_a_switch_that_contradicts_the_run(repaired_runs, capsys):
+    status = train_main(["--resume", str(repaired_runs / "chunks"), "--d-output", "original"])
+    assert status == 1
+    assert "--d-output original contradicts the run's setting 'linear'" in capsys.readouterr().err
+
+
+def test_tools_rebuild_the_runs_switches_from_its_directory(repaired_runs):
+    with tf.Graph().as_default():
+        model = run.model_from_settings(run.Run(str(repaired_runs / "chunks")).settings)
+        model.build_model()
+    assert (model.loss, model.d_output) == ("stable", "linear")
+    assert [s for c, s, _ in model.layers if c == "discriminate"][-1] == "h4_matmul"
+
+
+def test_generate_and_evaluate_read_a_repaired_run(repaired_runs, capsys, monkeypatch):
+    run_dir = str(repaired_runs / "chunks")
+    png = str(repaired_runs / "digits.png")
+    assert generate.main(["--checkpoint", run_dir, "--out", png, "--per-digit", "3", "--seed", "1"]) == 0
+    assert "digits 0,1,2,3,4,5,6,7,8,9, 3 samples each" in capsys.readouterr().out
+    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    assert evaluate.main(["--checkpoint", run_dir, "--samples", "20", "--json",
+                          "--judge-dir", str(repaired_runs / "judges")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["iterations"] == 8 and report["data"]["run_split"] is True

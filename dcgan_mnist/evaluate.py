@@ -213,7 +213,8 @@ def build_parser():
                "on the samples, and the Frechet distance of its features; each beside the same score for real "
                "images. Details: docs/evaluation.md.")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
-                   help="run directory written by train.py (its latest checkpoint is scored)")
+                   help="run directory written by train.py (its latest checkpoint is scored) or one of its "
+                        "checkpoints, RUN_DIR/checkpoints/ckpt-N")
     p.add_argument("--samples", type=sample_count, default=10000,
                    help="generated images; NNC and NND are reported at 1000 and at this many")
     p.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
@@ -257,11 +258,6 @@ def load_run_split(settings, args):
                   "run_split": same_split}
 
 
-def checkpoint_iterations(prefix):
-    """Iterations done when the checkpoint was written (its prefix ends in -N)."""
-    return int(prefix.rsplit("-", 1)[1])
-
-
 def evaluate_run(args):
     generator = TrainedGenerator(args.checkpoint, threads=args.threads)
     try:
@@ -276,8 +272,9 @@ def evaluate_run(args):
     finally:
         generator.close()
     data_info.update(train_images=len(trX), validation_images=len(vaX), test_images=len(teX))
-    return {"run_dir": args.checkpoint, "checkpoint": os.path.basename(generator.checkpoint),
-            "iterations": checkpoint_iterations(generator.checkpoint), "loss": settings["loss"],
+    return {"run_dir": generator.run.run_dir, "checkpoint": os.path.basename(generator.checkpoint),
+            "iterations": generator.run.iteration, "loss": settings["loss"],
+            "d_output": settings.get("d_output", "original"),
             "data": data_info, "samples": args.samples, "samples_per_batch": settings["visualize_dim"],
             "seed": args.seed,
             "judge": {"directory": judge.directory, **{k: judge.info[k] for k in

@@ -11,6 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from . import cli
 from .cli import parser, positive_int
 from .model import DIM_Y
 from .restore import TrainedGenerator
@@ -72,7 +73,8 @@ def build_parser():
                "of the run's --visualize-dim whose digits are mixed as in training, because the generator's "
                "batchnorm uses the statistics of the batch it draws.")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
-                   help="run directory of train.py (settings.json + checkpoints/); its latest checkpoint is used")
+                   help="run directory of train.py (its latest checkpoint is used) or one of its checkpoints, "
+                        "RUN_DIR/checkpoints/ckpt-N")
     p.add_argument("--digits", type=parse_digits, default="0-9",
                    help="which digits, one row each, in this order: e.g. 0-9, 3, 1,4,7 or 2-5,8; no repeats")
     p.add_argument("--per-digit", type=positive_int, default=20, help="samples per digit, the grid's columns")
@@ -109,6 +111,10 @@ def check_out_path(path, flag, parser):
 
 
 def main(argv=None):
+    return cli.run(generate_command, argv)
+
+
+def generate_command(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.interpolate and args.per_digit < 2:

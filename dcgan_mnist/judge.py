@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from .cli import CommandError
 from .model import tf
 
 # The recipe. Every value goes into the cache hash, so changing one retrains the judge.
@@ -159,14 +160,14 @@ def load_or_train(root, name, train_x, train_y, test_x, test_y, recipe=RECIPE, t
     info_path = os.path.join(directory, INFO_NAME)
     if os.path.isdir(directory):
         if not os.path.exists(info_path):
-            raise SystemExit(f"error: judge cache {directory} has no {INFO_NAME}; delete the folder to retrain")
+            raise CommandError(f"judge cache {directory} has no {INFO_NAME}; delete the folder to retrain")
         with open(info_path) as f:
             return Judge(directory, recipe, json.load(f), threads=threads)
     try:
         os.makedirs(root, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".training-", dir=root)
     except OSError as e:
-        raise SystemExit(f"error: judge directory {root!r} is not writable: {e.strerror or e}") from None
+        raise CommandError(f"judge directory {root!r} is not writable: {e.strerror or e}") from None
     print(f"judge: training on {len(train_x)} images ({recipe['steps']} steps), once; cached in {directory}",
           file=sys.stderr, flush=True)
     try:

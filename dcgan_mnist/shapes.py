@@ -11,9 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import run
 from .cli import parser, positive_int
+from .cli import run as run_command
 from .model import DCGAN, tf
-from .settings import DEFAULT, MODEL_WIDTHS, add_model_flags, add_original_setting
+from .settings import DEFAULT, MODEL_WIDTHS, RECIPES, add_model_flags, add_original_setting
+
+# The switches of docs/repaired.md with the original's values; a run's settings.json may hold others.
+SWITCHES = RECIPES["original"]
 
 CALL_TITLES = {
     "generate": "G: generate(Z, Y), called by build_model",
@@ -265,11 +270,12 @@ def render_markdown(settings, report):
     return "\n".join(lines)
 
 
-def report(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], form="table", **widths):
-    """The command's whole output."""
-    model, steps, outputs = build(batch_size, sample_size, **widths)
+def report(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], form="table", **options):
+    """The command's whole output. ``options`` are DCGAN's widths and switches (loss, d_output)."""
+    model, steps, outputs = build(batch_size, sample_size, **options)
     settings = f"batch size {batch_size}, sampler batch {sample_size}, " + ", ".join(
-        f"{name} {getattr(model, name)}" for name in MODEL_WIDTHS)
+        f"{name} {getattr(model, name)}" for name in MODEL_WIDTHS + tuple(SWITCHES) if name in options
+        or name in MODEL_WIDTHS)
     return (render_markdown if form == "markdown" else render_table)(settings, tables(model, steps, outputs))
 
 
@@ -281,12 +287,24 @@ def build_parser():
     p.add_argument("--sample-size", type=positive_int, default=DEFAULT["visualize_dim"],
                    help="batch size of the sampler (train.py's visualize_dim)")
     add_model_flags(p)
+    p.add_argument("--checkpoint", metavar="RUN_DIR",
+                   help="show the graph of a trained run instead: its batch sizes, widths and switches from its "
+                        "settings.json (RUN_DIR or one of its checkpoints)")
     p.add_argument("--format", choices=["table", "markdown"], default="table",
                    help="table: aligned plain text; markdown: what docs/shapes.md holds")
     return p
 
 
 def main(argv=None):
+    return run_command(shapes_command, argv)
+
+
+def shapes_command(argv):
     args = vars(build_parser().parse_args(argv))
+    path = args.pop("checkpoint")
+    if path is not None:
+        saved = run.Run(path).settings
+        args.update({name: saved[name] for name in MODEL_WIDTHS}, batch_size=saved["batch_size"],
+                    sample_size=saved["visualize_dim"], **{name: saved.get(name, SWITCHES[name]) for name in SWITCHES})
     sys.stdout.write(report(form=args.pop("format"), **args))
     return 0

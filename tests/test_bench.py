@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dcgan_mnist import bench
-from dcgan_mnist.graph import TrainingGraph, session_config
+from dcgan_mnist.graph import PRINTED, TrainingGraph, session_config
 from dcgan_mnist.model import DCGAN, tf
 from dcgan_mnist.train import PIXEL_TO_FLOAT
 from dcgan_mnist.util import OneHot
@@ -14,7 +14,6 @@ from dcgan_mnist.util import OneHot
 B = 16
 SMALL = dict(dim_z=20, dim_W1=32, dim_W2=16, dim_W3=8)
 SMALL_FLAGS = ["--batch-size", str(B), "--dim-z", "20", "--dim-W1", "32", "--dim-W2", "16", "--dim-W3", "8"]
-QUANTITIES = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 
 
 class OriginalGraph:
@@ -82,7 +81,7 @@ def test_training_step_is_bit_identical_to_the_original_two_run_loop():
     original, original_weights = train(original_step, build=OriginalGraph)
     assert [o["updated"] for o in ours] == list("DGDGDGDG")
     for i, (a, b) in enumerate(zip(ours, original)):
-        for q in QUANTITIES:
+        for q in PRINTED:
             assert a[q] == b[q], (i, q, a[q], b[q])
     # Every variable: the model's weights, Adam's moments and beta powers.
     assert_same_weights(our_weights, original_weights)
@@ -118,7 +117,7 @@ def test_compact_mode_trains_the_same_weights_as_faithful():
     assert_same_weights(compact_weights, faithful_weights)
     for i, (a, b) in enumerate(zip(compact, faithful)):
         if every_third(i):
-            assert [a[q] for q in QUANTITIES] == [b[q] for q in QUANTITIES]
+            assert [a[q] for q in PRINTED] == [b[q] for q in PRINTED]
         else:
             own = "gen_loss" if a["updated"] == "G" else "discrim_loss"
             assert sorted(a) == sorted(["updated", own])

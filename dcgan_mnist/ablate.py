@@ -308,7 +308,7 @@ class Ablation:
                  "--samples", str(a.samples), "--threads", str(a.threads)]
         if a.judge_dir is not None:
             flags += ["--judge-dir", a.judge_dir]
-        return evaluate_module.evaluate_run(evaluate_module.parse_args(flags))
+        return evaluate_module.evaluate_run(evaluate_module.build_parser().parse_args(flags))
 
     def write_table(self):
         run.write_atomically(os.path.join(self.out, TABLE_FILE), table(self.record.data))

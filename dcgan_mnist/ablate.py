@@ -36,12 +36,14 @@ from .train import EXIT_NOT_FINITE
 from .train import main as train_main
 from .util import OneHot, ensure_dir, tile_grid
 
-# Each variant's train.py flags: the original, each switch alone, the repaired recipe (docs/repaired.md).
+# Each variant's train.py flags: the original, each switch alone, the recipe with the lrelu left on its logit
+# (which of the two fixes of D's output it needs), and the repaired recipe (docs/repaired.md).
 VARIANTS = {
     "original": [],
     "stable-loss": ["--loss", "stable"],
     "lrelu-logit": ["--d-output", "lrelu"],
     "linear-logit": ["--d-output", "linear"],
+    "stable-lrelu-logit": ["--loss", "stable", "--d-output", "lrelu"],
     "repaired": ["--recipe", "repaired"],
 }
 RECORD_FILE = "ablation.json"
@@ -185,6 +187,14 @@ class Progress:
         self.scored += 1
         self.scoring_seconds += seconds
 
+    def pace(self):
+        """What this invocation did, and how fast (training chunks include building the graph and checkpoints)."""
+        trained = (f"trained {self.trained} iterations at {self.trained / self.training_seconds:.2f} it/s"
+                   if self.trained else "trained nothing")
+        scored = (f"scored {self.scored} times, {self.scoring_seconds / self.scored:.0f} s each" if self.scored
+                  else "scored nothing")
+        return f"{trained}, {scored}"
+
     def eta(self):
         if (self.iterations and not self.trained) or (self.scores and not self.scored):
             return "?"
@@ -227,7 +237,7 @@ class Ablation:
             if status:
                 return status
         self.write_grids()
-        say(f"done: {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; "
+        say(f"done: {progress.pace()}; {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; "
             f"tensorboard --logdir {self.out}")
         return 0
 
@@ -278,8 +288,8 @@ class Ablation:
                 generated = report["generated"]
                 say(f"{position}: {run_name(variant, seed)} at {budget}: judge accuracy "
                     f"{generated['judge_accuracy']:.3f}, Frechet {generated['frechet']:.1f}, NND "
-                    f"{generated['nearest_neighbour'][-1]['nnd']:.2f}; left {progress.iterations} iterations, "
-                    f"{progress.scores} scores, ETA {progress.eta()}")
+                    f"{generated['nearest_neighbour'][-1]['nnd']:.2f}; left: {progress.iterations} iterations to "
+                    f"train, {progress.scores} to score, ETA {progress.eta()}")
         finally:
             if events is not None:
                 events.close()

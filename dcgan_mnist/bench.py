@@ -24,9 +24,10 @@ import numpy as np
 from . import settings as settings_module
 from . import train
 from .cli import CommandError, dumps, non_negative_int, parser, positive_int, run
-from .graph import TrainingGraph
+from .graph import TrainingGraph, session_config
 from .load import DataError, load_dataset
-from .model import DCGAN, DIM_Y, _tf, tf
+from .model import _tf, tf
+from .run import model_from_settings
 
 DEFAULTS = settings_module.build_parser().parse_args([])
 # The original's training split: 50,000 of MNIST's 60,000 training images.
@@ -48,6 +49,8 @@ def build_parser():
                "Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares them) "
                "after a warm-up, and print iterations/second, ms per D and G step, FLOPs per iteration counted "
                "from the graph, achieved GFLOP/s and peak resident memory.")
+    p.add_argument("--recipe", choices=list(settings_module.RECIPES), default="original",
+                   help="the model's switches, as train.py --recipe (repaired: docs/repaired.md)")
     p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
                    help="faithful: every iteration computes the post-update numbers the original prints; compact: "
                         "only every --log-every iterations (as train.py --log compact)")
@@ -145,10 +148,9 @@ def bench(args):
     k = DEFAULTS.k
 
     tf.set_random_seed(args.seed)
-    model = DCGAN(batch_size=args.batch_size, image_shape=train.IMAGE_SHAPE, dim_z=args.dim_z, dim_y=DIM_Y,
-                  dim_W1=args.dim_W1, dim_W2=args.dim_W2, dim_W3=args.dim_W3)
+    model = model_from_settings({**vars(args), **settings_module.RECIPES[args.recipe]})
     graph = TrainingGraph(model)
-    sess = train.make_session(args.threads)
+    sess = tf.Session(config=session_config(args.threads))
     sess.run(tf.global_variables_initializer())
 
     def evaluated(i):  # train.py's rule for which iterations compute the printed numbers
@@ -180,7 +182,7 @@ def bench(args):
         return significant(float(np.median(seconds)) * 1000, JSON_DIGITS) if seconds else None
 
     return {
-        "mode": args.mode, "log_every": args.log_every if args.mode == "compact" else None,
+        "mode": args.mode, "recipe": args.recipe, "log_every": args.log_every if args.mode == "compact" else None,
         "batch_size": args.batch_size, "iterations": args.iterations, "warmup": args.warmup, "data": data,
         "device": device_description(), "threads": args.threads, "tensorflow": _tf.__version__,
         "it_per_s": significant(it_per_s, JSON_DIGITS),
@@ -206,8 +208,8 @@ def shown(value):
 
 def print_table(r):
     mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
-    print(f"bench: {mode} mode, batch {r['batch_size']}, {r['iterations']} timed iterations after warm-up, "
-          f"{r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
+    print(f"bench: {mode} mode, recipe {r['recipe']}, batch {r['batch_size']}, {r['iterations']} timed iterations "
+          f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
     print(f"  iterations/second     {shown(r['it_per_s'])}")
     for name, ms, n in (("D", r["ms_d_step"], r["d_steps"]), ("G", r["ms_g_step"], r["g_steps"])):
         print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))

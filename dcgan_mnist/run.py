@@ -138,6 +138,8 @@ def find_checkpoint(path, flag):
         return run_dir, prefix
     if not os.path.isdir(path):
         raise CommandError(f"{flag} {path!r}: no such run directory or checkpoint")
+    if not os.path.isfile(os.path.join(path, SETTINGS_FILE)):
+        raise CommandError(f"{flag} {path!r}: no {SETTINGS_FILE} there; expected a run directory written by train.py")
     prefix = latest_checkpoint(path, flag)
     if prefix is None:
         raise CommandError(f"{flag} {path!r}: the run has no checkpoint in {checkpoint_dir(path)}")

@@ -11,10 +11,11 @@ from scipy.spatial.distance import cdist
 
 from dcgan_mnist import evaluate
 from dcgan_mnist import judge as judge_module
+from dcgan_mnist.cli import CommandError
 from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.load import load_dataset
 from dcgan_mnist.model import DCGAN, tf
-from dcgan_mnist.records import Events, Metrics
+from dcgan_mnist.records import EVAL_FILE, Events, JsonLines
 from dcgan_mnist.train import main as train_main
 
 # A judge recipe that learns the synthetic digits in seconds.
@@ -206,7 +207,7 @@ def test_judge_cache_without_its_info_file_is_reported(tmp_path):
     train_x, train_y = synthetic_digits(50, seed=0)
     name = "broken-" + judge_module.data_hash(QUICK, train_x, train_y, train_x, train_y)
     os.makedirs(tmp_path / name)
-    with pytest.raises(SystemExit, match="judge cache .*broken-.* has no judge.json"):
+    with pytest.raises(CommandError, match="judge cache .*broken-.* has no judge.json"):
         judge_module.load_or_train(str(tmp_path), "broken", train_x, train_y, train_x, train_y, recipe=QUICK)
 
 
@@ -214,7 +215,7 @@ def test_unwritable_judge_directory_is_named(tmp_path):
     (tmp_path / "a-file").write_text("")
     root = str(tmp_path / "a-file" / "judges")
     train_x, train_y = synthetic_digits(50, seed=0)
-    with pytest.raises(SystemExit, match="judge directory .*a-file/judges.* is not writable"):
+    with pytest.raises(CommandError, match="judge directory .*a-file/judges.* is not writable"):
         judge_module.load_or_train(root, "x", train_x, train_y, train_x, train_y, recipe=QUICK)
 
 
@@ -315,27 +316,27 @@ def test_evaluate_during_training_writes_scores_and_leaves_numpy_rng_alone(mnist
         graph = TrainingGraph(model, visualize_dim=16)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            metrics, events = Metrics(run_dir), Events(run_dir, sess.graph)
+            log, events = JsonLines(os.path.join(run_dir, EVAL_FILE)), Events(run_dir, sess.graph)
             state = np.random.get_state()
-            evaluate.evaluate_during_training(sess, graph, s, 1, 15, (vaX, vaY, trX, trY, teX, teY), metrics, events)
+            evaluate.evaluate_during_training(sess, graph, s, 1, 15, (vaX, vaY, trX, trY, teX, teY), log, events)
             after = np.random.get_state()
-            metrics.close()
+            log.close()
             events.close()
     assert all(np.array_equal(a, b) for a, b in zip(state, after))
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+    with open(os.path.join(run_dir, EVAL_FILE)) as f:
         (record,) = [json.loads(line) for line in f]
     assert (record["iteration"], record["epoch"]) == (14, 1)
-    assert [e["n"] for e in record["eval"]["generated"]["nearest_neighbour"]] == [1000]
-    assert [e["n"] for e in record["eval"]["real_train"]["nearest_neighbour"]] == [len(trX)]
+    assert [e["n"] for e in record["generated"]["nearest_neighbour"]] == [1000]
+    assert [e["n"] for e in record["real_train"]["nearest_neighbour"]] == [len(trX)]
     tags = {}
     for path in os.listdir(run_dir):
         if path.startswith("events"):
             for event in tf.train.summary_iterator(os.path.join(run_dir, path)):
                 for value in event.summary.value:
                     tags[value.tag] = (event.step, value.simple_value)
-    nnc = record["eval"]["generated"]["nearest_neighbour"][0]["nnc"]
+    nnc = record["generated"]["nearest_neighbour"][0]["nnc"]
     assert tags["eval/generated/nnc_1000"] == (14, pytest.approx(nnc))
-    assert tags["eval/generated/frechet"][1] == pytest.approx(record["eval"]["generated"]["frechet"])
+    assert tags["eval/generated/frechet"][1] == pytest.approx(record["generated"]["frechet"])
     assert "eval/real_test/judge_accuracy_digit_9" in tags
 
 
@@ -402,6 +403,6 @@ def test_command_rejects_bad_flags(tiny_run, args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_command_names_a_directory_that_is_not_a_run(tmp_path):
-    with pytest.raises(SystemExit, match="no settings.json"):
-        evaluate.main(["--checkpoint", str(tmp_path)])
+def test_command_names_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert evaluate.main(["--checkpoint", str(tmp_path)]) == 1
+    assert "no settings.json" in capsys.readouterr().err

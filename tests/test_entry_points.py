@@ -28,7 +28,7 @@ def test_original_imports_work_from_the_root():
 def test_module_lists_its_commands_and_rejects_unknown_ones():
     result = run_python("-m", "dcgan_mnist", "--help")
     assert result.returncode == 0
-    for command in ("train", "compare", "shapes", "generate", "gif", "evaluate", "bench"):
+    for command in ("train", "compare", "shapes", "generate", "gif", "evaluate", "bench", "ablate"):
         assert f"  {command} " in result.stdout
     result = run_python("-m", "dcgan_mnist", "fly")
     assert result.returncode == 2 and "unknown command 'fly'" in result.stderr

@@ -424,3 +424,16 @@ def test_help_shows_each_default_once():
     assert helps["data_dir"].endswith("(default: data/)") and helps["download"].count("default") == 0
     assert all(text.count("(default") <= 1 for text in helps.values()), helps
     assert "None" not in "".join(helps.values())
+
+
+def test_eval_every_epoch_also_scores_a_run_that_ends_mid_epoch(mnist_dir, tmp_path, capsys, monkeypatch):
+    from dcgan_mnist import judge
+
+    monkeypatch.setitem(judge.RECIPE, "steps", 30)
+    # 15 batches an epoch: scored after epoch 1 (iteration 14) and at the end, mid-epoch 2 (iteration 19).
+    assert main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "20", "--eval-every-epoch",
+                          "--judge-dir", str(tmp_path / "judges"))) == 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
+    assert [(row["iteration"], row["epoch"]) for row in rows] == [(14, 1), (19, 1)]
+    assert all(0 <= row["generated"]["judge_accuracy"] <= 1 for row in rows)
+    assert all(set(row) >= {"iteration", "epoch", "gen_loss"} for row in run_dir_metrics(tmp_path / "run"))

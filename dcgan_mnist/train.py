@@ -269,8 +269,9 @@ class Training:
 
     def evaluate(self):
         from .evaluate import evaluate_during_training
-        evaluate_during_training(self.sess, self.graph, self.s, self.epoch, self.iteration, self.data,
-                                 self.eval_log, self.events)
+        trX, vaX, teX, trY, vaY, teY = self.data
+        evaluate_during_training(self.sess, self.graph, self.s, self.epoch, self.iteration,
+                                 (vaX, vaY, trX, trY, teX, teY), self.eval_log, self.events)
         self.evaluated_at = self.iteration
 
     # ---- checkpoints and the end ----

@@ -197,7 +197,8 @@ def bench(args):
 
 
 def significant(value, digits):
-    """``value`` rounded to ``digits`` significant digits: a timing is not known to more."""
+    """``value`` rounded to ``digits`` significant digits: more would only look precise (timings vary from run to
+    run, and the FLOP counts are averages over the timed iterations)."""
     return float(f"{value:.{digits}g}")
 
 

@@ -292,8 +292,8 @@ def table(report):
         f"loss {report['loss']}",
         f"data     {d['dataset']} in {d['data_dir']}: {d['train_images']} train, {d['validation_images']} "
         f"validation, {d['test_images']} test; {split}",
-        f"samples  {report['samples']}, labels uniform over the ten digits, {report['samples_per_batch']} per "
-        f"generator batch; evaluation seed {report['seed']}",
+        f"samples  {report['samples']}, every digit equally often, drawn {report['samples_per_batch']} per "
+        f"generator batch with the digits mixed; evaluation seed {report['seed']}",
         f"judge    test accuracy {j['test_accuracy']:.4f} on {j['test_images']} images, trained on "
         f"{j['train_images']}; cached in {j['directory']}",
         "",

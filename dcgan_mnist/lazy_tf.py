@@ -31,6 +31,8 @@ DEFAULT_LEVEL = 1  # TensorFlow's scale: 0 everything, 1 no INFO, 2 no WARNING e
 SEVERITIES = "IWEF"  # an absl log line starts with its severity letter; its index is its level on that scale
 ABSL_LINE = re.compile(r"([IWEF])\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
 ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# What the full tensorflow wheel logs as an error on every machine without a usable GPU.
+NO_GPU_ERROR = "failed call to cuInit"
 
 _tensorflow = None
 
@@ -57,17 +59,20 @@ def severity(line):
     return SEVERITIES.index(found.group(1)) if found else None
 
 
-def kept_lines(text, level):
-    """The lines of ``text`` a user with this TF_CPP_MIN_LOG_LEVEL asked to see: all but absl lines below it."""
+def kept_lines(text, level, no_gpu=False):
+    """The lines of ``text`` a user with this TF_CPP_MIN_LOG_LEVEL asked to see: all but absl lines below it,
+    and (``no_gpu``) the CUDA probe's error that only says the machine has no GPU to use."""
     for line in text.splitlines(keepends=True):
+        if no_gpu and NO_GPU_ERROR in line:
+            continue
         if (found := severity(line)) is None or found >= level:
             yield line
 
 
 @contextlib.contextmanager
-def filtered_stderr(level):
+def filtered_stderr(level, found=None):
     """Send file descriptor 2 to a temporary file, then write back what ``kept_lines`` keeps (all if the body
-    raised)."""
+    raised). ``found`` is a dict the body fills: ``found["gpus"] == 0`` drops the no-GPU probe error."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -82,7 +87,8 @@ def filtered_stderr(level):
             os.close(saved)
             captured.seek(0)
             text = captured.read().decode(errors="replace")
-            sys.stderr.write("".join(kept_lines(text, level)) if succeeded else text)
+            no_gpu = succeeded and found is not None and found.get("gpus") == 0
+            sys.stderr.write("".join(kept_lines(text, level, no_gpu)) if succeeded else text)
             sys.stderr.flush()
 
 
@@ -99,8 +105,12 @@ def load_tensorflow():
         level = min_log_level() if quiet else 0
         if quiet:
             logging.getLogger("tensorflow").addFilter(not_a_deprecation_notice)
-        with filtered_stderr(level) if level > 0 else contextlib.nullcontext():
+        found = {}
+        with filtered_stderr(level, found) if level > 0 else contextlib.nullcontext():
             import tensorflow
+            # Probing the devices now, while stderr is filtered, is what prints the CUDA driver's complaint
+            # on a machine without a GPU (otherwise the first session prints it).
+            found["gpus"] = len(tensorflow.config.list_physical_devices("GPU"))
         tensorflow.compat.v1.disable_v2_behavior()
         _tensorflow = tensorflow
     return _tensorflow

@@ -71,7 +71,7 @@ def test_a_run_prints_none_of_tensorflows_start_up_chatter(mnist_dir, tmp_path):
     result = train_run(tmp_path, mnist_dir)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 6  # the original's lines of one iteration, untouched
-    for chatter in ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN",
+    for chatter in ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN", "failed call to cuInit",
                     "is deprecated and will be removed", "Instructions for updating"):
         assert chatter not in result.stderr
     assert not INFO_LINE.search(result.stderr), result.stderr
@@ -117,6 +117,14 @@ def test_captured_lines_below_the_level_are_dropped(level, kept):
     python_warning = "/x/numpy/__init__.py:1: UserWarning: not an absl line, so always shown\n"
     text = NOTICE + CUDA_PROBE + CPU_NOTE + WARNING_LINE + CUINIT + python_warning
     assert list(lazy_tf.kept_lines(text, level)) == kept + [python_warning]
+
+
+def test_the_no_gpu_error_is_dropped_only_when_no_gpu_was_found(capfd):
+    for gpus, shown in ((0, WARNING_LINE), (1, WARNING_LINE + CUINIT)):
+        with lazy_tf.filtered_stderr(1, found := {}):
+            os.write(2, (WARNING_LINE + CUINIT).encode())
+            found["gpus"] = gpus
+        assert capfd.readouterr().err == shown
 
 
 def test_stderr_written_during_the_import_is_filtered_at_the_file_descriptor(capfd):

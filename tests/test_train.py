@@ -124,7 +124,10 @@ def settings_json(run_dir):
     return json.loads((run_dir / "settings.json").read_text())
 
 
-def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_path, capsys):
+def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_path, capsys, monkeypatch):
+    from dcgan_mnist import evaluate, judge
+
+    monkeypatch.setitem(judge.RECIPE, "steps", 30)
     main(tiny_args(mnist_dir, tmp_path, "reference", "--seed", "4", "--max-iterations", "16"))
     main(tiny_args(mnist_dir, tmp_path, "a", "--seed", "4", "--max-iterations", "8"))
     capsys.readouterr()
@@ -136,6 +139,11 @@ def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_pat
     assert os.path.basename(generator.checkpoint) == "ckpt-16" and generator.checkpoint.startswith(
         str(tmp_path / "moved"))
     generator.close()
+    capsys.readouterr()
+    assert evaluate.main(["--checkpoint", str(tmp_path / "moved"), "--samples", "20", "--json",
+                          "--judge-dir", str(tmp_path / "judges")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["run_dir"], report["checkpoint"], report["iterations"]) == (str(tmp_path / "moved"), "ckpt-16", 16)
     # The copy's source is gone; an index written with absolute paths (older versions) still finds its own files.
     shutil.rmtree(tmp_path / "moved")
     index = tmp_path / "copy" / "checkpoints" / "checkpoint"

@@ -17,7 +17,6 @@ import sys
 import warnings
 
 import numpy as np
-from scipy import linalg
 
 from . import judge as judge_module
 from .cli import CommandError, dumps, non_negative_int, parser, positive_int, run
@@ -89,6 +88,8 @@ def nnc_nnd(images, labels, valid_images, valid_labels):
 
 def frechet_distance(features_a, features_b):
     """Frechet distance between Gaussians fitted to two feature sets [N, D]."""
+    from scipy import linalg  # here, not at the top: importing it costs every command's --help half a second
+
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)

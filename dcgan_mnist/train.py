@@ -299,7 +299,7 @@ class Training:
         """A file could not be written: keep the iterations done (checkpoint, unless that is what failed),
         then say what failed, what is kept and how to continue."""
         lines = [f"error: {error}"]
-        if not getattr(self, "checkpoint_failed", False):
+        if not self.checkpoint_failed:
             try:
                 self.checkpoint()
             except WriteError as also:

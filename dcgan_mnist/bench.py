@@ -49,8 +49,6 @@ def build_parser():
                "Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares them) "
                "after a warm-up, and print iterations/second, ms per D and G step, FLOPs per iteration counted "
                "from the graph, achieved GFLOP/s and peak resident memory.")
-    p.add_argument("--recipe", choices=list(settings_module.RECIPES), default="original",
-                   help="the model's switches, as train.py --recipe (repaired: docs/repaired.md)")
     p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
                    help="faithful: every iteration computes the post-update numbers the original prints; compact: "
                         "only every --log-every iterations (as train.py --log compact)")
@@ -66,6 +64,7 @@ def build_parser():
     p.add_argument("--valid-size", type=non_negative_int, default=defaults.valid_size,
                    help="with --data-dir: training images held out, as train.py does")
     settings_module.add_model_flags(p)
+    settings_module.add_switches(p)
     p.add_argument("--threads", type=non_negative_int, default=defaults.threads,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and z")
@@ -148,7 +147,7 @@ def bench(args):
     k = DEFAULTS.k
 
     tf.set_random_seed(args.seed)
-    model = model_from_settings({**vars(args), **settings_module.RECIPES[args.recipe]})
+    model = model_from_settings(args)
     graph = TrainingGraph(model)
     sess = tf.Session(config=session_config(args.threads))
     sess.run(tf.global_variables_initializer())
@@ -182,7 +181,8 @@ def bench(args):
         return significant(float(np.median(seconds)) * 1000, JSON_DIGITS) if seconds else None
 
     return {
-        "mode": args.mode, "recipe": args.recipe, "log_every": args.log_every if args.mode == "compact" else None,
+        "mode": args.mode, "recipe": args.recipe, "loss": args.loss, "d_output": args.d_output,
+        "log_every": args.log_every if args.mode == "compact" else None,
         "batch_size": args.batch_size, "iterations": args.iterations, "warmup": args.warmup, "data": data,
         "device": device_description(), "threads": args.threads, "tensorflow": _tf.__version__,
         "it_per_s": significant(it_per_s, JSON_DIGITS),
@@ -209,7 +209,8 @@ def shown(value):
 
 def print_table(r):
     mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
-    print(f"bench: {mode} mode, recipe {r['recipe']}, batch {r['batch_size']}, {r['iterations']} timed iterations "
+    print(f"bench: {mode} mode, recipe {r['recipe']} (--loss {r['loss']} --d-output {r['d_output']}), "
+          f"batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
     print(f"  iterations/second     {shown(r['it_per_s'])}")
     for name, ms, n in (("D", r["ms_d_step"], r["d_steps"]), ("G", r["ms_g_step"], r["g_steps"])):
@@ -221,7 +222,7 @@ def print_table(r):
 
 
 def command(argv):
-    args = build_parser().parse_args(argv)
+    args = settings_module.resolve_switches(build_parser().parse_args(argv))
     result = bench(args)
     if args.json:
         print(dumps(result))

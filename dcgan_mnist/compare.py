@@ -13,11 +13,12 @@ from itertools import zip_longest
 
 import numpy as np
 
-from .cli import EXIT_USAGE, CommandError, dumps, non_negative_int, parser, run
+from . import cli, run
+from .cli import EXIT_USAGE, CommandError, dumps, non_negative_int, parser
 from .graph import PRINTED, TrainingGraph, session_config
 from .lazy_tf import load_tensorflow
-from .model import DCGAN, DIM_Y, LOSSES, tf
-from .settings import add_model_flags, add_original_setting
+from .model import DIM_Y, tf
+from .settings import MODEL_WIDTHS, RECIPES, add_model_flags, add_original_setting, add_switches, resolve_switches
 from .util import OneHot
 
 # Largest difference allowed relative to the larger max |value| of the two tensors: about 80 float32 ulps
@@ -196,11 +197,11 @@ class Side:
 
 
 class OurSide(Side):
-    def __init__(self, settings, loss, seed):
+    def __init__(self, settings, seed):
         graph = tf.Graph()
         with graph.as_default():
             tf.set_random_seed(seed)
-            model = DCGAN(loss=loss, **settings)
+            model = run.model_from_settings(settings)
             self.training = TrainingGraph(model, visualize_dim=VISUALIZE_DIM)
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
                          model.layers)
@@ -357,14 +358,15 @@ def describe(r):
     return text + f": {r['original'] or 'nothing'} in the original, {r['ours'] or 'nothing'} here"
 
 
-def compare(original_path, batch_size=128, iterations=20, loss="clipped", seed=0,
-            dim_z=100, dim_W1=1024, dim_W2=128, dim_W3=64):
-    """The whole comparison as a JSON-ready report (``match`` says whether everything agreed)."""
+def compare(original_path, sizes, switches=RECIPES["original"], iterations=20, seed=0):
+    """The whole comparison as a JSON-ready report (``match`` says whether everything agreed). ``sizes`` has
+    batch_size and the MODEL_WIDTHS; ``switches`` are this project's (the original's by default)."""
     model_file, module = load_original(original_path)
-    settings = {"batch_size": batch_size, "image_shape": list(IMAGE_SHAPE), "dim_z": dim_z, "dim_y": DIM_Y,
-                "dim_W1": dim_W1, "dim_W2": dim_W2, "dim_W3": dim_W3, "dim_channel": 1}
+    batch_size, dim_z = sizes["batch_size"], sizes["dim_z"]
+    settings = {"batch_size": batch_size, "image_shape": list(IMAGE_SHAPE), "dim_y": DIM_Y, "dim_channel": 1,
+                **{name: sizes[name] for name in MODEL_WIDTHS}}
     original = OriginalSide(module, model_file, settings)
-    ours = OurSide(settings, loss, seed)
+    ours = OurSide({**settings, **switches}, seed)
     try:
         pairs = tensor_pairs(ours, original)
         rows = [row(section, name, built(b, section == "layers"), built(a, section == "layers"))
@@ -394,7 +396,7 @@ def compare(original_path, batch_size=128, iterations=20, loss="clipped", seed=0
     parts = {section: [r["ok"] for r in rows if r["section"] == section] for section in SECTIONS}
     return {
         "original": model_file,
-        "settings": {**settings, "loss": loss, "iterations": iterations, "seed": seed,
+        "settings": {**settings, **switches, "iterations": iterations, "seed": seed,
                      "visualize_dim": VISUALIZE_DIM, "k": ORIGINAL_K, "learning_rate": ORIGINAL_LEARNING_RATE,
                      "beta1": ORIGINAL_BETA1},
         "tolerances": {"one_pass_rtol": ONE_PASS_RTOL, "lockstep_rtol": LOCKSTEP_RTOL},
@@ -412,7 +414,7 @@ def compare(original_path, batch_size=128, iterations=20, loss="clipped", seed=0
 def text_report(report):
     s, t = report["settings"], report["tolerances"]
     lines = [f"original: {report['original']} (TensorFlow 1.x code run on tf.compat.v1)",
-             f"this project: dcgan_mnist.model.DCGAN(loss={s['loss']!r})",
+             f"this project: dcgan_mnist.model.DCGAN(loss={s['loss']!r}, d_output={s['d_output']!r})",
              f"batch {s['batch_size']}, dim_z {s['dim_z']}, dim_W1/W2/W3 {s['dim_W1']}/{s['dim_W2']}/{s['dim_W3']}, "
              f"{s['visualize_dim']} samples, seed {s['seed']}; one pass on the same weights and inputs, then "
              f"{s['iterations']} lockstep iterations (k={s['k']}, two Adam(lr {s['learning_rate']}, beta1 "
@@ -443,8 +445,9 @@ def text_report(report):
     if report["match"]:
         return "\n".join(lines + ["result: MATCH"])
     lines.append(f"result: DIFFERENT, first divergence: {report['first_divergence']['text']}")
-    if s["loss"] != "clipped":
-        lines.append(f"(expected: loss={s['loss']!r} is the opt-in fix; the original clips the discriminator's logits)")
+    fixes = [f"{name}={s[name]!r}" for name, value in RECIPES["original"].items() if s[name] != value]
+    if fixes:
+        lines.append(f"(expected: {', '.join(fixes)} departs from the original on purpose; docs/repaired.md)")
     return "\n".join(lines)
 
 
@@ -457,21 +460,28 @@ def build_parser():
                    help="a checkout of yihui-he/GAN-MNIST, or its mnist/ folder")
     add_original_setting(p, "batch_size")
     p.add_argument("--iterations", type=non_negative_int, default=20, help="lockstep training iterations")
-    p.add_argument("--loss", choices=LOSSES, default="clipped",
-                   help="this project's loss; 'stable' shows where the opt-in fix departs from the original")
     p.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the random batches")
     add_model_flags(p)
+    add_switches(p)
+    p.add_argument("--checkpoint", metavar="RUN_DIR",
+                   help="build this project's side as a run was built: its batch size, widths and switches from "
+                        "its settings.json (RUN_DIR or one of its checkpoints; the weights are not read), to see "
+                        "where its switches depart from the original")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
 
 
 def command(argv):
-    args = build_parser().parse_args(argv)
-    report = compare(args.original, batch_size=args.batch_size, iterations=args.iterations, loss=args.loss,
-                     seed=args.seed, dim_z=args.dim_z, dim_W1=args.dim_W1, dim_W2=args.dim_W2, dim_W3=args.dim_W3)
-    print(dumps(report, indent=1) if args.json else text_report(report))
+    args = vars(resolve_switches(build_parser().parse_args(argv)))
+    if args["checkpoint"] is not None:  # a run from before the switches existed has the original's
+        saved = run.Run(args["checkpoint"]).settings
+        args.update({name: saved.get(name, value) for name, value in RECIPES["original"].items()},
+                    **{name: saved[name] for name in ("batch_size", *MODEL_WIDTHS)})
+    report = compare(args["original"], args, {name: args[name] for name in RECIPES["original"]},
+                     iterations=args["iterations"], seed=args["seed"])
+    print(dumps(report, indent=1) if args["json"] else text_report(report))
     return 0 if report["match"] else 1
 
 
 def main(argv=None):
-    return run(command, argv)
+    return cli.run(command, argv)

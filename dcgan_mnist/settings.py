@@ -1,12 +1,13 @@
 """Every setting of a training run: the original train.py's values as defaults, each a flag.
 
 This is the one place settings are defined and parsed; train.py, bench, compare and shapes take their
-model flags from here. Nothing here imports TensorFlow.
+model flags from here. Nothing here imports TensorFlow (model.py imports it on first use).
 """
 import argparse
 import time
 
 from .cli import CommandError, HelpFormatter, non_negative_int, positive_float, positive_int
+from .model import D_OUTPUTS, LOSSES
 
 # (name, default, help). The original train.py's settings, with its values.
 ORIGINAL_SETTINGS = [
@@ -98,22 +99,35 @@ def build_parser():
     g.add_argument("--threads", type=non_negative_int, default=0,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
 
-    g = p.add_argument_group("fixes of the original's training flaws (docs/repaired.md)")
-    original = RECIPES["original"]
-    repaired = " ".join(f"{flag(name)} {value}" for name, value in RECIPES["repaired"].items())
-    g.add_argument("--recipe", choices=list(RECIPES), default="original",
-                   help=f"a preset of the switches below: original changes nothing; repaired is {repaired}. "
-                        f"A switch given as well overrides the recipe's value")
-    g.add_argument("--loss", choices=["clipped", "stable"], default=original["loss"],
-                   help="clipped: the original's bce, which clips the raw logits to [1e-7, 1-1e-7] and zeroes "
-                        "their gradient outside it (docs/lessons.md 7); stable: sigmoid cross-entropy on the "
-                        "unclipped logits (the fix for upstream issue #4)")
-    g.add_argument("--d-output", choices=["original", "lrelu", "linear"], default=original["d_output"],
-                   help="D's last layer, whose output is the logit: original is lrelu(batchnorm(matmul)), whose "
-                        "batchnorm over the [B,1] scores makes them batch-relative (docs/lessons.md 8); lrelu "
-                        "drops the batchnorm; linear is the matmul alone. All three use the original's "
-                        "discrim_W4 [dim_W1+10, 1] and no new variable (its 10 label rows act as a bias per digit)")
+    add_switches(p.add_argument_group("fixes of the original's training flaws (docs/repaired.md)"))
     return p
+
+
+def add_switches(parser):
+    """--recipe and the switches it presets (--loss, --d-output), for every command that builds the model;
+    a switch left out takes the recipe's value (``resolve_switches``)."""
+    repaired = " ".join(f"{flag(name)} {value}" for name, value in RECIPES["repaired"].items())
+    parser.add_argument("--recipe", choices=list(RECIPES), default="original",
+                        help=f"a preset of the switches below: original changes nothing; repaired is {repaired}. "
+                             f"A switch given as well overrides the recipe's value")
+    parser.add_argument("--loss", choices=LOSSES, default=None,
+                        help="clipped (the recipe original's): the original's bce, which clips the raw logits to "
+                             "[1e-7, 1-1e-7] and zeroes their gradient outside it (docs/lessons.md 7); stable: "
+                             "sigmoid cross-entropy on the unclipped logits (the fix for upstream issue #4)")
+    parser.add_argument("--d-output", choices=D_OUTPUTS, default=None,
+                        help="D's last layer, whose output is the logit: original (the recipe original's) is "
+                             "lrelu(batchnorm(matmul)), whose batchnorm over the [B,1] scores makes them "
+                             "batch-relative (docs/lessons.md 8); lrelu drops the batchnorm; linear is the matmul "
+                             "alone. All three use the original's discrim_W4 [dim_W1+10, 1] and no new variable "
+                             "(its 10 label rows act as a bias per digit)")
+
+
+def resolve_switches(args):
+    """Fill each switch not given on the command line with the value of ``args.recipe``."""
+    for name, value in RECIPES[args.recipe].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
 
 
 # Settings that define the run; --resume takes these from the run's settings.json and refuses others.
@@ -138,11 +152,7 @@ def parse_settings(argv=None):
         parser.error(f"--visualize-dim must be a square number (the grid is square), got {settings.visualize_dim}")
     if settings.run_dir is None and settings.resume is None:
         settings.run_dir = time.strftime("runs/%Y%m%d-%H%M%S")
-    given = given_flags(build_parser(), argv)
-    for name, value in RECIPES[settings.recipe].items():
-        if name not in given:
-            setattr(settings, name, value)
-    return settings
+    return resolve_switches(settings)
 
 
 def merge_resumed(settings, saved, given, source):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import run
+from . import settings as settings_module
 from .cli import parser, positive_int
 from .cli import run as run_command
-from .model import DCGAN, tf
+from .model import tf
 from .settings import DEFAULT, MODEL_WIDTHS, RECIPES, add_model_flags, add_original_setting
 
 # The switches of docs/repaired.md with the original's values; a run's settings.json may hold others.
@@ -186,12 +187,12 @@ def unique(items):
     return list(dict.fromkeys(items))
 
 
-def build(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], **widths):
-    """Build the model as train.py does (build_model, then the sampler) in a fresh graph; ``widths`` are
-    DCGAN's (dim_z, dim_W1, ...). Returns (model, one Step per entry of model.layers, build_model's
-    results as (name, tensor))."""
+def build(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], **options):
+    """Build the model as train.py does (build_model, then the sampler) in a fresh graph; ``options`` are
+    settings of a run (dim_z, dim_W1, ..., loss, d_output), the original's where left out. Returns (model,
+    one Step per entry of model.layers, build_model's results as (name, tensor))."""
     with tf.Graph().as_default():
-        model = DCGAN(batch_size=batch_size, **widths)
+        model = run.model_from_settings({**DEFAULT, **SWITCHES, **options, "batch_size": batch_size})
         Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
         Z_sample, Y_sample, _ = model.samples_generator(sample_size)
     named = {Z: "Z", Y: "Y", image_real: "image_real", model.image_gen: "image_gen = sigmoid(G's h4)",
@@ -271,11 +272,12 @@ def render_markdown(settings, report):
 
 
 def report(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], form="table", **options):
-    """The command's whole output. ``options`` are DCGAN's widths and switches (loss, d_output)."""
+    """The command's whole output. ``options`` are as ``build`` takes them; the switches are named when they are
+    not the original's."""
     model, steps, outputs = build(batch_size, sample_size, **options)
     settings = f"batch size {batch_size}, sampler batch {sample_size}, " + ", ".join(
-        f"{name} {getattr(model, name)}" for name in MODEL_WIDTHS + tuple(SWITCHES) if name in options
-        or name in MODEL_WIDTHS)
+        [f"{name} {getattr(model, name)}" for name in MODEL_WIDTHS]
+        + [f"{name} {getattr(model, name)}" for name, value in SWITCHES.items() if getattr(model, name) != value])
     return (render_markdown if form == "markdown" else render_table)(settings, tables(model, steps, outputs))
 
 
@@ -287,6 +289,7 @@ def build_parser():
     p.add_argument("--sample-size", type=positive_int, default=DEFAULT["visualize_dim"],
                    help="batch size of the sampler (train.py's visualize_dim)")
     add_model_flags(p)
+    settings_module.add_switches(p)
     p.add_argument("--checkpoint", metavar="RUN_DIR",
                    help="show the graph of a trained run instead: its batch sizes, widths and switches from its "
                         "settings.json (RUN_DIR or one of its checkpoints)")
@@ -300,11 +303,12 @@ def main(argv=None):
 
 
 def shapes_command(argv):
-    args = vars(build_parser().parse_args(argv))
-    path = args.pop("checkpoint")
-    if path is not None:
+    args = vars(settings_module.resolve_switches(build_parser().parse_args(argv)))
+    path, form = args.pop("checkpoint"), args.pop("format")
+    del args["recipe"]
+    if path is not None:  # the run's graph: its sizes and switches (the original's when it predates them)
         saved = run.Run(path).settings
-        args.update({name: saved[name] for name in MODEL_WIDTHS}, batch_size=saved["batch_size"],
-                    sample_size=saved["visualize_dim"], **{name: saved.get(name, SWITCHES[name]) for name in SWITCHES})
-    sys.stdout.write(report(form=args.pop("format"), **args))
+        args = {name: saved.get(name, SWITCHES.get(name)) for name in ("batch_size", *MODEL_WIDTHS, *SWITCHES)}
+        args["sample_size"] = saved["visualize_dim"]
+    sys.stdout.write(report(form=form, **args))
     return 0

@@ -73,3 +73,17 @@ def run_dir_metrics(run_dir):
     for line in lines:
         line.pop("seconds", None)
     return lines
+
+
+def write_twin(root, edits=()):
+    """A fake checkout of the original at ``root`` whose mnist/model.py is tests/original_twin.py with each
+    (old, new) edit applied once."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_twin.py")) as f:
+        source = f.read()
+    for old, new in edits:
+        assert source.count(old) == 1, f"the twin must contain {old!r} exactly once"
+        source = source.replace(old, new)
+    os.makedirs(os.path.join(root, "mnist"))
+    with open(os.path.join(root, "mnist", "model.py"), "w") as f:
+        f.write(source)
+    return str(root)

@@ -3,29 +3,15 @@
 The exact twin must match; each one-change variant must fail and name the quantity that changed.
 """
 import json
-import os
 
 import pytest
+from conftest import write_twin
 
 from dcgan_mnist import compare
 from dcgan_mnist.cli import CommandError
 from dcgan_mnist.graph import TrainingGraph
 
-TWIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_twin.py")
 SMALL = ["--batch-size", "8", "--dim-W1", "32", "--dim-W2", "16", "--dim-W3", "8", "--iterations", "4"]
-
-
-def write_twin(root, edits=()):
-    """A fake checkout at ``root`` whose mnist/model.py is the twin with each (old, new) edit applied once."""
-    with open(TWIN) as f:
-        source = f.read()
-    for old, new in edits:
-        assert source.count(old) == 1, f"the twin must contain {old!r} exactly once"
-        source = source.replace(old, new)
-    os.makedirs(os.path.join(root, "mnist"))
-    with open(os.path.join(root, "mnist", "model.py"), "w") as f:
-        f.write(source)
-    return str(root)
 
 
 def run_json(capsys, path, *extra):

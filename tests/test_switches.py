@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_dir_metrics, tiny_args, write_mnist
+from conftest import run_dir_metrics, tiny_args, write_mnist, write_twin
 
-from dcgan_mnist import evaluate, generate, run, settings
+from dcgan_mnist import compare, evaluate, generate, run, settings, shapes
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
 from dcgan_mnist.train import main as train_main
@@ -191,12 +191,29 @@ def test_resume_refuses_a_switch_that_contradicts_the_run(repaired_runs, capsys)
     assert "--d-output original contradicts the run's setting 'linear'" in capsys.readouterr().err
 
 
-def test_tools_rebuild_the_runs_switches_from_its_directory(repaired_runs):
-    with tf.Graph().as_default():
-        model = run.model_from_settings(run.Run(str(repaired_runs / "chunks")).settings)
-        model.build_model()
-    assert (model.loss, model.d_output) == ("stable", "linear")
-    assert [s for c, s, _ in model.layers if c == "discriminate"][-1] == "h4_matmul"
+def test_shapes_and_compare_rebuild_the_runs_switches_from_its_directory(repaired_runs, capsys):
+    run_dir = str(repaired_runs / "chunks")
+    assert shapes.main(["--checkpoint", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == ("batch size 16, sampler batch 4, dim_z 8, dim_W1 16, dim_W2 8, dim_W3 4, "
+                                   "loss stable, d_output linear")
+    # D on real images: h4_matmul [16,1] is the last step, and the call returns it.
+    d_table = out.split("== D on real images")[1].split("==")[1]
+    assert "h4_bn" not in d_table and "h4_lrelu" not in d_table
+    assert "fully connected layer (no bias); the call returns this" in d_table
+
+    original = write_twin(repaired_runs / "original-checkout")
+    assert compare.main(["--original", original, "--checkpoint", run_dir, "--iterations", "2", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert {name: report["settings"][name] for name in ("batch_size", "dim_z", "loss", "d_output")} == {
+        "batch_size": 16, "dim_z": 8, "loss": "stable", "d_output": "linear"}
+    # The variables are the original's; the first difference is D's output layer, which the original has and
+    # the run's linear logit does not: h4_bn after h4_matmul (step 16 of 17).
+    assert report["summary"]["variables"] == {"rows": 8, "differ": 0}
+    assert report["first_divergence"]["name"] == "discriminate/#16"
+    assert compare.main(["--original", original, "--checkpoint", run_dir, "--iterations", "2"]) == 1
+    assert "(expected: loss='stable', d_output='linear' departs from the original on purpose" in \
+        capsys.readouterr().out
 
 
 def test_generate_and_evaluate_read_a_repaired_run(repaired_runs, capsys, monkeypatch):

@@ -90,7 +90,7 @@ def build_parser():
     p.add_argument("--iterations", type=positive_int, default=3000, help="iterations of every run")
     p.add_argument("--eval-every", type=positive_int, default=500,
                    help="iterations between scores (the last score is at --iterations)")
-    p.add_argument("--samples", type=positive_int, default=10000,
+    p.add_argument("--samples", type=evaluate_module.sample_count, default=10000,
                    help="generated images per score (evaluate's --samples)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="train.py's --dataset")
     p.add_argument("--data-dir", default=None, help="train.py's --data-dir (default: data/)")
@@ -107,8 +107,6 @@ def build_parser():
 def parse_args(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.samples < 2:
-        parser.error(f"--samples must be at least 2 (a Frechet distance needs two samples), got {args.samples}")
     if args.data_dir is not None:
         args.data_dir = os.path.abspath(args.data_dir)
     return args

@@ -160,7 +160,7 @@ def test_other_scoring_flags_into_the_same_out_are_refused(ablation, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--variants", "original,bogus"], "expected distinct names from original, stable-loss"),
     (["--seeds", "1,1"], "expected distinct whole numbers"),
-    (["--samples", "1"], "--samples must be at least 2"),
+    (["--samples", "1"], "argument --samples: expected 2 or more"),
 ])
 def test_bad_flags_are_named(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit):

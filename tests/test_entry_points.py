@@ -1,46 +1,53 @@
-"""The original's imports and commands work from the repository root."""
+"""The original's imports and commands work from the repository root; `dcgan-mnist` is `python -m dcgan_mnist`
+(the one test here that starts processes)."""
 import os
+import runpy
 import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_python(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+from dcgan_mnist import load as dcgan_load
+from dcgan_mnist import model as dcgan_model
+from dcgan_mnist import util as dcgan_util
+from dcgan_mnist.__main__ import main as dcgan_mnist_main
 
 
 def test_original_imports_work_from_the_root():
-    code = ("from model import *\nfrom util import *\nfrom load import mnist_with_valid_set, mnist\n"
-            "import dcgan_mnist.model as m, dcgan_mnist.util as u, dcgan_mnist.load as l\n"
-            "assert DCGAN is m.DCGAN and batchnormalize is m.batchnormalize and lrelu is m.lrelu and bce is m.bce\n"
-            "assert OneHot is u.OneHot and save_visualization is u.save_visualization\n"
-            "assert mnist_with_valid_set is l.mnist_with_valid_set and mnist is l.mnist\n"
-            "Z, Y, X, d, g, pr, pg = DCGAN(batch_size=3).build_model()\n"
-            "print(Z.shape, X.shape)\n")
-    result = run_python("-c", code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "(3, 100) (3, 28, 28, 1)"
+    """The original's `from model import *`, `from util import *` and `from load import ...` (the repository root
+    is on sys.path, as it is for `python train.py`)."""
+    names = {}
+    for module in ("model", "util", "load"):
+        exec(f"from {module} import *", names)
+    assert names["DCGAN"] is dcgan_model.DCGAN and names["batchnormalize"] is dcgan_model.batchnormalize
+    assert names["lrelu"] is dcgan_model.lrelu and names["bce"] is dcgan_model.bce
+    assert names["OneHot"] is dcgan_util.OneHot and names["save_visualization"] is dcgan_util.save_visualization
+    assert names["mnist_with_valid_set"] is dcgan_load.mnist_with_valid_set and names["mnist"] is dcgan_load.mnist
+    with dcgan_model.tf.Graph().as_default():
+        Z, Y, X, d, g, pr, pg = names["DCGAN"](batch_size=3).build_model()
+    assert (Z.shape.as_list(), X.shape.as_list()) == ([3, 100], [3, 28, 28, 1])
 
 
-def test_module_lists_its_commands_and_rejects_unknown_ones():
-    result = run_python("-m", "dcgan_mnist", "--help")
-    assert result.returncode == 0
+def test_module_lists_its_commands_and_rejects_unknown_ones(capsys):
+    assert dcgan_mnist_main(["--help"]) == 0
+    out = capsys.readouterr().out
     for command in ("train", "compare", "shapes", "generate", "gif", "evaluate", "bench", "ablate"):
-        assert f"  {command} " in result.stdout
-    result = run_python("-m", "dcgan_mnist", "fly")
-    assert result.returncode == 2 and "unknown command 'fly'" in result.stderr
+        assert f"  {command} " in out
+    assert dcgan_mnist_main(["fly"]) == 2
+    assert "unknown command 'fly'" in capsys.readouterr().err
 
 
-def test_train_help_lists_every_setting():
-    result = run_python("train.py", "--help")
-    assert result.returncode == 0
+def test_train_help_lists_every_setting(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["train.py", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(os.path.join(ROOT, "train.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
     for flag in ("--n-epochs", "--learning-rate", "--batch-size", "--dim-z", "--dim-W1", "--dim-W2", "--dim-W3",
-                 "--visualize-dim", "--k", "--step", "--loss", "--seed", "--max-iterations", "--dataset",
-                 "--data-dir", "--valid-size", "--vis-dir", "--log", "--run-dir", "--resume"):
-        assert flag in result.stdout, flag
+                 "--visualize-dim", "--k", "--step", "--loss", "--d-output", "--recipe", "--seed", "--max-iterations",
+                 "--dataset", "--data-dir", "--valid-size", "--vis-dir", "--log", "--run-dir", "--resume"):
+        assert flag in out, flag
 
 
 def test_console_command_is_python_m_dcgan_mnist():

@@ -1,15 +1,14 @@
 """python -m dcgan_mnist generate: grid layout, labels, seeds, interpolation, mixed batches and its errors."""
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, write_mnist
+from conftest import write_mnist
 from PIL import Image
 
 from dcgan_mnist import generate
+from dcgan_mnist.__main__ import main as dcgan_mnist_main
 from dcgan_mnist.restore import TrainedGenerator
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot, grid_image
@@ -169,14 +168,11 @@ def test_not_a_run_dir_is_named(tmp_path, capsys):
     assert not (tmp_path / "g.png").exists()
 
 
-def test_command_line_end_to_end(run_dir, tmp_path):
+def test_command_line_end_to_end(run_dir, tmp_path, capsys):
     out, npz = tmp_path / "pictures" / "digits.png", tmp_path / "digits.npz"
-    result = subprocess.run([sys.executable, "-m", "dcgan_mnist", "generate", "--checkpoint", run_dir,
-                             "--digits", "8,1", "--per-digit", "4", "--seed", "2", "--out", str(out),
-                             "--npz", str(npz)],
-                            check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert f"wrote {out}: digits 8,1, 4 samples each, seed 2" in result.stdout
+    assert dcgan_mnist_main(["generate", "--checkpoint", run_dir, "--digits", "8,1", "--per-digit", "4",
+                             "--seed", "2", "--out", str(out), "--npz", str(npz)]) == 0
+    assert f"wrote {out}: digits 8,1, 4 samples each, seed 2" in capsys.readouterr().out
     assert Image.open(out).size == (28 * 4, 28 * 2)
     with np.load(npz) as raw:
         np.testing.assert_array_equal(raw["labels"], [8, 8, 8, 8, 1, 1, 1, 1])

@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 # A model small enough to train in milliseconds, with the original's structure; 250 training images.
-TINY_MODEL = ["--dim-z", "8", "--dim-W1", "16", "--dim-W2", "8", "--dim-W3", "4"]
+TINY_WIDTHS = {"dim_z": 8, "dim_W1": 16, "dim_W2": 8, "dim_W3": 4}
+TINY_MODEL = [flag for name, value in TINY_WIDTHS.items() for flag in (f"--{name.replace('_', '-')}", str(value))]
 TINY = ["--batch-size", "16", *TINY_MODEL, "--visualize-dim", "4", "--valid-size", "50", "--step", "2",
         "--no-download"]
 

@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from dcgan_mnist import shapes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LESSONS = os.path.join(ROOT, "docs", "lessons.md")
 LESSONS_KO = os.path.join(ROOT, "docs", "lessons.ko.md")
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.M | re.S)

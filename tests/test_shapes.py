@@ -2,12 +2,12 @@
 import os
 
 import pytest
+from conftest import ROOT
 
 from dcgan_mnist import shapes
 from dcgan_mnist.__main__ import main as dcgan_mnist_main
 from dcgan_mnist.model import tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"dim_z": 7, "dim_W1": 32, "dim_W2": 16, "dim_W3": 8}
 
 

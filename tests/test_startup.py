@@ -6,14 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, TINY
 
 from dcgan_mnist import graph, lazy_tf
 from dcgan_mnist.model import tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWIN = os.path.join(ROOT, "tests", "original_twin.py")
-TINY_RUN = ["--batch-size", "16", "--dim-z", "8", "--dim-W1", "16", "--dim-W2", "8", "--dim-W3", "4",
-            "--visualize-dim", "4", "--valid-size", "50", "--no-download", "--max-iterations", "1"]
+TINY_RUN = [*TINY, "--max-iterations", "1"]
 # Lines TensorFlow 2.21 writes on a CPU-only machine while it loads and while a session first runs.
 NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
 CUDA_PROBE = ("I0000 00:00:1795925974.621914    4233 cudart_stub.cc:31] Could not find cuda drivers on your "

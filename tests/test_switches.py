@@ -7,15 +7,13 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_dir_metrics, tiny_args, write_mnist, write_twin
+from conftest import TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_twin
 
 from dcgan_mnist import compare, evaluate, generate, run, settings, shapes
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot
-
-SMALL = dict(dim_z=8, dim_W1=16, dim_W2=8, dim_W3=4)
 
 
 def source(tensor):
@@ -51,7 +49,7 @@ def recorded_steps(model):
 def build(**switches):
     with tf.Graph().as_default() as graph:
         tf.set_random_seed(0)
-        model = DCGAN(batch_size=6, **SMALL, **switches)
+        model = DCGAN(batch_size=6, **TINY_WIDTHS, **switches)
         outputs = model.build_model()
         model.samples_generator(4)
     return graph, model, outputs
@@ -114,7 +112,7 @@ def scores_before_and_after_a_bias(d_output):
     images, labels = rng.rand(6, 28, 28, 1), OneHot(rng.randint(10, size=6), 10)
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        model = DCGAN(batch_size=6, **SMALL, d_output=d_output)
+        model = DCGAN(batch_size=6, **TINY_WIDTHS, d_output=d_output)
         Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
         raise_bias = model.discrim_W4[-10:].assign(model.discrim_W4[-10:] + 5.)
         with tf.Session() as sess:

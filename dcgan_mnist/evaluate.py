@@ -122,9 +122,8 @@ def judge_scores(probabilities, labels):
             "judge_confidence": float(probabilities.max(axis=1).mean())}
 
 
-def set_sizes(n, available=None):
-    """The set sizes NNC and NND are reported at: 1000 and n (at most ``available``)."""
-    n = n if available is None else min(n, available)
+def set_sizes(n):
+    """The set sizes NNC and NND are reported at: 1000 and n."""
     return sorted({min(SMALL_SET, n), n})
 
 
@@ -135,24 +134,37 @@ def nearest_neighbour_scores(images, labels, valid, sizes):
     return [dict(zip(("n", "nnc", "nnd"), (n, *nnc_nnd(images[:n], labels[:n], *valid)))) for n in sizes]
 
 
-def score(sample, n, chunk, dim_z, data, judge, rng):
-    """Every score of ``n`` generated images and of the real references. ``sample(z, y)`` draws
-    ``chunk`` images; ``data`` is (vaX, vaY, trX, trY, teX, teY); only ``rng`` is drawn from."""
+def real_references(data, judge, real_rows):
+    """The real images' side of ``score``: the test images' judge features, and the scores of the training images
+    ``real_rows`` and of the test images."""
     vaX, vaY, trX, trY, teX, teY = data
-    valid = (vaX, vaY)
+    test_probabilities, test_features = judge.classify(teX)
+    _, real_features = judge.classify(trX[real_rows])
+    real_train = {"n": len(real_rows),
+                  "nearest_neighbour": nearest_neighbour_scores(trX[real_rows], trY[real_rows], (vaX, vaY),
+                                                                set_sizes(len(real_rows))),
+                  "frechet": frechet_distance(real_features, test_features)}
+    return {"test_features": test_features, "real_train": real_train,
+            "real_test": {"n": len(teX), **judge_scores(test_probabilities, teY)}}
+
+
+def score(sample, n, chunk, dim_z, data, judge, rng, references=None):
+    """Every score of ``n`` generated images and of the real references. ``sample(z, y)`` draws
+    ``chunk`` images; ``data`` is (vaX, vaY, trX, trY, teX, teY); only ``rng`` is drawn from. ``references``, a
+    dict kept between calls with the same data, judge, n and rng seed, keeps the real side (which is then the
+    same) so that it is computed once."""
+    vaX, vaY, trX, trY, teX, teY = data
     images, labels = draw_samples(sample, n, chunk, dim_z, rng)
     real_rows = rng.permutation(len(trX))[:n]
-    test_probabilities, test_features = judge.classify(teX)
+    if references is None:
+        references = {}
+    if not references:
+        references.update(real_references(data, judge, real_rows))
     probabilities, features = judge.classify(images)
-    _, real_features = judge.classify(trX[real_rows])
-    generated = {"n": n, "nearest_neighbour": nearest_neighbour_scores(images, labels, valid, set_sizes(n)),
-                 **judge_scores(probabilities, labels), "frechet": frechet_distance(features, test_features)}
-    real_train = {"n": len(real_rows),
-                  "nearest_neighbour": nearest_neighbour_scores(trX[real_rows], trY[real_rows], valid,
-                                                                set_sizes(n, len(trX))),
-                  "frechet": frechet_distance(real_features, test_features)}
-    real_test = {"n": len(teX), **judge_scores(test_probabilities, teY)}
-    return {"generated": generated, "real_train": real_train, "real_test": real_test}
+    generated = {"n": n, "nearest_neighbour": nearest_neighbour_scores(images, labels, (vaX, vaY), set_sizes(n)),
+                 **judge_scores(probabilities, labels),
+                 "frechet": frechet_distance(features, references["test_features"])}
+    return {"generated": generated, "real_train": references["real_train"], "real_test": references["real_test"]}
 
 
 def judge_for(dataset, data_dir, judge_dir=None, threads=0):
@@ -177,25 +189,32 @@ def flat_scores(scores, prefix="eval"):
     return flat
 
 
-def evaluate_during_training(sess, graph, s, epoch, iterations, data, log, events):
-    """train.py --eval-every-epoch: score the live generator and append the scores to eval.jsonl (``log``)
-    and TensorBoard under the last iteration done. Draws only from its own fixed-seed RNG (the same
-    z and labels every epoch), so the training's random numbers are untouched."""
-    judge = judge_for(s.dataset, s.data_dir, s.judge_dir, s.threads)
-    try:
+class TrainingScorer:
+    """train.py --eval-every-epoch: scores the live generator and appends the scores to eval.jsonl and TensorBoard
+    under the last iteration done. Draws only from its own fixed-seed RNG (the same z and labels every epoch), so
+    the training's random numbers are untouched; the judge is loaded and the real images scored once per run."""
+
+    def __init__(self, s, data):
+        self.s, self.data = s, data  # data: (vaX, vaY, trX, trY, teX, teY)
+        self.judge = judge_for(s.dataset, s.data_dir, s.judge_dir, s.threads)
+        self.references = {}
+
+    def __call__(self, sess, graph, epoch, iterations, log, events):
+        s = self.s
         scores = score(lambda z, y: graph.sample(sess, z, y), SAMPLES_DURING_TRAINING, s.visualize_dim, s.dim_z,
-                       data, judge, np.random.RandomState(EVAL_SEED))
-    finally:
-        judge.close()
-    last = iterations - 1
-    log.write({"iteration": last, "epoch": epoch, **scores})
-    events.scalars(last, flat_scores(scores))
-    events.flush()
-    generated = scores["generated"]
-    nn = "".join(f" | NNC@{e['n']} {e['nnc']:.4f} | NND@{e['n']} {e['nnd']:.3f}"
-                 for e in generated["nearest_neighbour"])
-    print(f"eval after epoch {epoch} (iteration {last}){nn} | judge accuracy {generated['judge_accuracy']:.4f} "
-          f"| Frechet {generated['frechet']:.3f}", flush=True)
+                       self.data, self.judge, np.random.RandomState(EVAL_SEED), self.references)
+        last = iterations - 1
+        log.write({"iteration": last, "epoch": epoch, **scores})
+        events.scalars(last, flat_scores(scores))
+        events.flush()
+        generated = scores["generated"]
+        nn = "".join(f" | NNC@{e['n']} {e['nnc']:.4f} | NND@{e['n']} {e['nnd']:.3f}"
+                     for e in generated["nearest_neighbour"])
+        print(f"eval after epoch {epoch} (iteration {last}){nn} | judge accuracy {generated['judge_accuracy']:.4f} "
+              f"| Frechet {generated['frechet']:.3f}", flush=True)
+
+    def close(self):
+        self.judge.close()
 
 
 # ---- the command line ----

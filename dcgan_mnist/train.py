@@ -182,7 +182,7 @@ class Training:
         self.sess = tf.Session(config=session_config(s.threads))
         self.grid_side = round(s.visualize_dim ** 0.5)
         self.metrics = self.events = self.eval_log = None
-        self.saved_at = self.evaluated_at = None
+        self.saved_at = self.evaluated_at = self.scorer = None
         self.checkpoint_failed = False
         self.rate = Rate()
 
@@ -268,10 +268,11 @@ class Training:
         self.events.grid(self.iteration, samples, (self.grid_side, self.grid_side))
 
     def evaluate(self):
-        from .evaluate import evaluate_during_training
-        trX, vaX, teX, trY, vaY, teY = self.data
-        evaluate_during_training(self.sess, self.graph, self.s, self.epoch, self.iteration,
-                                 (vaX, vaY, trX, trY, teX, teY), self.eval_log, self.events)
+        if self.scorer is None:
+            from .evaluate import TrainingScorer
+            trX, vaX, teX, trY, vaY, teY = self.data
+            self.scorer = TrainingScorer(self.s, (vaX, vaY, trX, trY, teX, teY))
+        self.scorer(self.sess, self.graph, self.epoch, self.iteration, self.eval_log, self.events)
         self.evaluated_at = self.iteration
 
     # ---- checkpoints and the end ----
@@ -340,7 +341,7 @@ class Training:
         return 0
 
     def close(self):
-        for record in (self.metrics, self.eval_log, self.events):
+        for record in (self.metrics, self.eval_log, self.events, self.scorer):
             if record is not None:
                 record.close()
         self.sess.close()

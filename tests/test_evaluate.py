@@ -11,7 +11,7 @@ from scipy.spatial.distance import cdist
 
 from dcgan_mnist import evaluate
 from dcgan_mnist import judge as judge_module
-from dcgan_mnist.cli import CommandError
+from dcgan_mnist.cli import CommandError, dumps
 from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.load import load_dataset
 from dcgan_mnist.model import DCGAN, tf
@@ -302,7 +302,7 @@ def test_reference_uses_all_training_images_when_there_are_fewer_than_samples(qu
 
 # ---- the training hook ----
 
-def test_evaluate_during_training_writes_scores_and_leaves_numpy_rng_alone(mnist_dir, tmp_path, monkeypatch):
+def test_training_scorer_writes_reuses_the_real_side_and_leaves_numpy_rng_alone(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
     s = types.SimpleNamespace(dataset="mnist", data_dir=mnist_dir, judge_dir=str(tmp_path / "judges"), threads=0,
                               visualize_dim=16, dim_z=8)
@@ -318,14 +318,22 @@ def test_evaluate_during_training_writes_scores_and_leaves_numpy_rng_alone(mnist
             sess.run(tf.global_variables_initializer())
             log, events = JsonLines(os.path.join(run_dir, EVAL_FILE)), Events(run_dir, sess.graph)
             state = np.random.get_state()
-            evaluate.evaluate_during_training(sess, graph, s, 1, 15, (vaX, vaY, trX, trY, teX, teY), log, events)
+            scorer = evaluate.TrainingScorer(s, (vaX, vaY, trX, trY, teX, teY))
+            scorer(sess, graph, 1, 15, log, events)
             after = np.random.get_state()
+            scorer(sess, graph, 2, 30, log, events)  # the real side reused: the same as computed afresh
+            fresh = evaluate.score(lambda z, y: graph.sample(sess, z, y), evaluate.SAMPLES_DURING_TRAINING, 16, 8,
+                                   (vaX, vaY, trX, trY, teX, teY), scorer.judge,
+                                   np.random.RandomState(evaluate.EVAL_SEED))
+            scorer.close()
             log.close()
             events.close()
     assert all(np.array_equal(a, b) for a, b in zip(state, after))
     with open(os.path.join(run_dir, EVAL_FILE)) as f:
-        (record,) = [json.loads(line) for line in f]
+        record, second = [json.loads(line) for line in f]
     assert (record["iteration"], record["epoch"]) == (14, 1)
+    assert (second["iteration"], second["epoch"]) == (29, 2)
+    assert {key: second[key] for key in fresh} == json.loads(dumps(fresh))
     assert [e["n"] for e in record["generated"]["nearest_neighbour"]] == [1000]
     assert [e["n"] for e in record["real_train"]["nearest_neighbour"]] == [len(trX)]
     tags = {}
@@ -333,7 +341,7 @@ def test_evaluate_during_training_writes_scores_and_leaves_numpy_rng_alone(mnist
         if path.startswith("events"):
             for event in tf.train.summary_iterator(os.path.join(run_dir, path)):
                 for value in event.summary.value:
-                    tags[value.tag] = (event.step, value.simple_value)
+                    tags.setdefault(value.tag, (event.step, value.simple_value))  # the first epoch
     nnc = record["generated"]["nearest_neighbour"][0]["nnc"]
     assert tags["eval/generated/nnc_1000"] == (14, pytest.approx(nnc))
     assert tags["eval/generated/frechet"][1] == pytest.approx(record["generated"]["frechet"])

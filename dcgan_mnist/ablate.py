@@ -30,6 +30,7 @@ from . import cli, run
 from . import evaluate as evaluate_module
 from . import settings as settings_module
 from .cli import CommandError, non_negative_int, positive_int
+from .load import DATASETS
 from .records import METRICS_FILE, Events
 from .restore import TrainedGenerator
 from .train import EXIT_NOT_FINITE
@@ -92,7 +93,7 @@ def build_parser():
                    help="iterations between scores (the last score is at --iterations)")
     p.add_argument("--samples", type=evaluate_module.sample_count, default=10000,
                    help="generated images per score (evaluate's --samples)")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="train.py's --dataset")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="train.py's --dataset")
     p.add_argument("--data-dir", default=None, help="train.py's --data-dir (default: data/)")
     p.add_argument("--valid-size", type=positive_int, default=10000,
                    help="train.py's --valid-size (the validation images NNC and NND are measured on)")

@@ -21,7 +21,7 @@ import numpy as np
 from . import judge as judge_module
 from .cli import CommandError, dumps, non_negative_int, parser, positive_int, run
 from .generate import draw_in_mixed_batches
-from .load import DataError, load_dataset, mnist, resolve_data_dir
+from .load import DATASETS, DataError, load_dataset, mnist, resolve_data_dir
 from .model import DIM_Y
 from .restore import TrainedGenerator
 
@@ -238,7 +238,7 @@ def build_parser():
     p.add_argument("--samples", type=sample_count, default=10000,
                    help="generated images; NNC and NND are reported at 1000 and at this many")
     p.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="override the run's data set")
     p.add_argument("--data-dir", default=None, help="override the run's data folder")
     p.add_argument("--valid-size", type=positive_int, default=None,

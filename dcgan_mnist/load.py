@@ -43,6 +43,8 @@ MNIST_SHA256 = {
     't10k-images-idx3-ubyte.gz': '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
     't10k-labels-idx1-ubyte.gz': 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
 }
+# The data sets --dataset names: MNIST itself, and Fashion-MNIST in the same IDX format.
+DATASETS = ('mnist', 'fashion-mnist')
 # Where Debian's dataset-fashion-mnist package puts the four .gz files (flat, MNIST's file names).
 FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 

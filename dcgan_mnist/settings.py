@@ -7,6 +7,7 @@ import argparse
 import time
 
 from .cli import CommandError, HelpFormatter, non_negative_int, positive_float, positive_int
+from .load import DATASETS
 from .model import D_OUTPUTS, LOSSES
 
 # (name, default, help). The original train.py's settings, with its values.
@@ -58,7 +59,7 @@ def build_parser():
         add_original_setting(g, name)
 
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+    g.add_argument("--dataset", choices=DATASETS, default="mnist",
                    help="mnist reads (or downloads into) --data-dir; fashion-mnist also finds Debian's "
                         "dataset-fashion-mnist in /usr/share/datasets/fashion-mnist")
     g.add_argument("--data-dir", default=None,

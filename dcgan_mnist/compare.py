@@ -473,12 +473,10 @@ def build_parser():
 
 def command(argv):
     args = vars(resolve_switches(build_parser().parse_args(argv)))
-    if args["checkpoint"] is not None:  # a run from before the switches existed has the original's
+    if args["checkpoint"] is not None:
         saved = run.Run(args["checkpoint"]).settings
-        args.update({name: saved.get(name, value) for name, value in RECIPES["original"].items()},
-                    **{name: saved[name] for name in ("batch_size", *MODEL_WIDTHS)})
-    report = compare(args["original"], args, {name: args[name] for name in RECIPES["original"]},
-                     iterations=args["iterations"], seed=args["seed"])
+        args.update(run.switches_of(saved), **{name: saved[name] for name in ("batch_size", *MODEL_WIDTHS)})
+    report = compare(args["original"], args, run.switches_of(args), iterations=args["iterations"], seed=args["seed"])
     print(dumps(report, indent=1) if args["json"] else text_report(report))
     return 0 if report["match"] else 1
 

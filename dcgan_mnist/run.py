@@ -208,13 +208,19 @@ def write_failure(error):
 
 # ---- the model of a run ----
 
+def switches_of(settings):
+    """The switches (loss, d_output) of a run's settings; a run saved before a switch existed has the original's
+    value of it."""
+    s = settings if isinstance(settings, dict) else vars(settings)
+    return {name: s.get(name, value) for name, value in RECIPES["original"].items()}
+
+
 def model_from_settings(settings, batch_size=None):
     """The run's DCGAN (the original's variables and sizes, the run's switches), at its batch size unless another
-    is given. A run saved before a switch existed has the original's value of it."""
+    is given."""
     s = settings if isinstance(settings, dict) else vars(settings)
-    switches = {name: s.get(name, value) for name, value in RECIPES["original"].items()}
     return DCGAN(batch_size=batch_size or s["batch_size"], dim_z=s["dim_z"], dim_y=DIM_Y, dim_W1=s["dim_W1"],
-                 dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], **switches)
+                 dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], **switches_of(s))
 
 
 class TrainState:

@@ -192,7 +192,7 @@ def build(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"]
     settings of a run (dim_z, dim_W1, ..., loss, d_output), the original's where left out. Returns (model,
     one Step per entry of model.layers, build_model's results as (name, tensor))."""
     with tf.Graph().as_default():
-        model = run.model_from_settings({**DEFAULT, **SWITCHES, **options, "batch_size": batch_size})
+        model = run.model_from_settings({**DEFAULT, **options, "batch_size": batch_size})
         Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
         Z_sample, Y_sample, _ = model.samples_generator(sample_size)
     named = {Z: "Z", Y: "Y", image_real: "image_real", model.image_gen: "image_gen = sigmoid(G's h4)",
@@ -308,7 +308,7 @@ def shapes_command(argv):
     del args["recipe"]
     if path is not None:  # the run's graph: its sizes and switches (the original's when it predates them)
         saved = run.Run(path).settings
-        args = {name: saved.get(name, SWITCHES.get(name)) for name in ("batch_size", *MODEL_WIDTHS, *SWITCHES)}
-        args["sample_size"] = saved["visualize_dim"]
+        args = {**{name: saved[name] for name in ("batch_size", *MODEL_WIDTHS)}, **run.switches_of(saved),
+                "sample_size": saved["visualize_dim"]}
     sys.stdout.write(report(form=form, **args))
     return 0

@@ -27,7 +27,8 @@ from .cli import CommandError, dumps, non_negative_int, parser, positive_int, ru
 from .graph import TrainingGraph, session_config
 from .load import DataError, load_dataset
 from .model import _tf, tf
-from .run import model_from_settings
+from .run import model_from_settings, switches_of
+from .settings import RECIPES
 
 DEFAULTS = settings_module.build_parser().parse_args([])
 # The original's training split: 50,000 of MNIST's 60,000 training images.
@@ -65,6 +66,9 @@ def build_parser():
                    help="with --data-dir: training images held out, as train.py does")
     settings_module.add_model_flags(p)
     settings_module.add_switches(p)
+    p.add_argument("--against", choices=list(RECIPES), default=None,
+                   help="also time this recipe, side by side in the same process: the same batches and initial "
+                        "weights, the two taking turns every iteration; adds the ratios of the first to it")
     p.add_argument("--threads", type=non_negative_int, default=defaults.threads,
                    help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and z")
@@ -131,6 +135,48 @@ def device_description():
     return f"CPU: {cpu_name()}, {os.cpu_count()} logical cores"
 
 
+class Timed:
+    """One recipe's model and training graph in a graph and session of its own, with the FLOPs of each kind of
+    Session.run the timed iterations make and the seconds each of its steps took."""
+
+    def __init__(self, args, recipe, switches, kinds):
+        self.recipe, self.graph = recipe, tf.Graph()
+        with self.graph.as_default():
+            tf.set_random_seed(args.seed)
+            self.model = model_from_settings({**vars(args), **switches})
+            self.training = TrainingGraph(self.model)
+            self.flops = {kind: count_flops(self.training.fetches(*kind)) for kind in set(kinds)}
+            self.session = tf.Session(config=session_config(args.threads))
+            self.session.run(tf.global_variables_initializer())
+        self.step_seconds = {"D": [], "G": []}
+
+    def step(self, iteration, batch, evaluate, timed=True):
+        started = time.perf_counter()
+        out = self.training.step(self.session, iteration, *batch, k=DEFAULTS.k, evaluate=evaluate)
+        if timed:
+            self.step_seconds[out["updated"]].append(time.perf_counter() - started)
+
+    def result(self, args, kinds, seconds):
+        """The report of this recipe, ``seconds`` being the time its timed iterations took."""
+        flops = sorted(self.flops.items())
+        gflop_per_it = sum(self.flops[kind] for kind in kinds) / len(kinds) / 1e9
+        it_per_s = args.iterations / seconds
+
+        def median_ms(values):
+            return significant(float(np.median(values)) * 1000, JSON_DIGITS) if values else None
+
+        return {
+            "recipe": self.recipe, "loss": self.model.loss, "d_output": self.model.d_output,
+            "it_per_s": significant(it_per_s, JSON_DIGITS),
+            "ms_d_step": median_ms(self.step_seconds["D"]), "ms_g_step": median_ms(self.step_seconds["G"]),
+            "d_steps": len(self.step_seconds["D"]), "g_steps": len(self.step_seconds["G"]),
+            "gflop_per_it": significant(gflop_per_it, JSON_DIGITS),
+            "gflop_per_run": {f"{updated} {'update+evaluation' if evaluate else 'update'}":
+                              significant(n / 1e9, JSON_DIGITS) for (updated, evaluate), n in flops},
+            "gflops": significant(gflop_per_it * it_per_s, JSON_DIGITS),
+        }
+
+
 def bench(args):
     np.random.seed(args.seed)
     if args.data_dir is None:
@@ -144,56 +190,45 @@ def bench(args):
         data = f"{args.data_dir} ({len(trY)} training images)"
     if train.batches_per_epoch(len(trY), args.batch_size) == 0:
         raise CommandError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
-    k = DEFAULTS.k
-
-    tf.set_random_seed(args.seed)
-    model = model_from_settings(args)
-    graph = TrainingGraph(model)
-    sess = tf.Session(config=session_config(args.threads))
-    sess.run(tf.global_variables_initializer())
 
     def evaluated(i):  # train.py's rule for which iterations compute the printed numbers
         return args.mode == "faithful" or i % args.log_every == 0
 
     timed = range(args.iterations)
-    kinds = [("G" if np.mod(i, k) != 0 else "D", evaluated(i)) for i in timed]
-    flops = {kind: count_flops(graph.fetches(*kind)) for kind in set(kinds)}
+    kinds = [("G" if np.mod(i, DEFAULTS.k) != 0 else "D", evaluated(i)) for i in timed]
+    recipes = [Timed(args, args.recipe, switches_of(args), kinds)]
+    if args.against is not None:
+        recipes.append(Timed(args, args.against, RECIPES[args.against], kinds))
     feed = batches(trX, trY, args.batch_size, args.dim_z)
 
-    for updated, evaluate in sorted(flops):
+    for updated, evaluate in sorted(set(kinds)):
         for _ in range(args.warmup):
-            graph.step(sess, 0 if updated == "D" else 1, *next(feed), k=k, evaluate=evaluate)
+            batch = next(feed)
+            for recipe in recipes:
+                recipe.step(0 if updated == "D" else 1, batch, evaluate, timed=False)
 
-    step_seconds = {"D": [], "G": []}
     started = time.perf_counter()
     for i in timed:
-        Xs, Ys, Zs = next(feed)
-        t = time.perf_counter()
-        out = graph.step(sess, i, Xs, Ys, Zs, k=k, evaluate=evaluated(i))
-        step_seconds[out["updated"]].append(time.perf_counter() - t)
+        batch = next(feed)
+        for recipe in recipes[::1 if i % 2 == 0 else -1]:  # taking turns, so neither always runs first
+            recipe.step(i, batch, evaluated(i))
     elapsed = time.perf_counter() - started
-    sess.close()
+    for recipe in recipes:
+        recipe.session.close()
 
-    gflop_per_it = sum(flops[kind] for kind in kinds) / len(kinds) / 1e9
-    it_per_s = args.iterations / elapsed
-
-    def median_ms(seconds):
-        return significant(float(np.median(seconds)) * 1000, JSON_DIGITS) if seconds else None
-
-    return {
-        "mode": args.mode, "recipe": args.recipe, "loss": args.loss, "d_output": args.d_output,
-        "log_every": args.log_every if args.mode == "compact" else None,
+    common = {
+        "mode": args.mode, "log_every": args.log_every if args.mode == "compact" else None,
         "batch_size": args.batch_size, "iterations": args.iterations, "warmup": args.warmup, "data": data,
         "device": device_description(), "threads": args.threads, "tensorflow": _tf.__version__,
-        "it_per_s": significant(it_per_s, JSON_DIGITS),
-        "ms_d_step": median_ms(step_seconds["D"]), "ms_g_step": median_ms(step_seconds["G"]),
-        "d_steps": len(step_seconds["D"]), "g_steps": len(step_seconds["G"]),
-        "gflop_per_it": significant(gflop_per_it, JSON_DIGITS),
-        "gflop_per_run": {f"{updated} {'update+evaluation' if evaluate else 'update'}":
-                          significant(n / 1e9, JSON_DIGITS) for (updated, evaluate), n in sorted(flops.items())},
-        "gflops": significant(gflop_per_it * it_per_s, JSON_DIGITS),
-        "peak_rss_mb": significant(peak_rss_mb(), JSON_DIGITS),
     }
+    peak = {"peak_rss_mb": significant(peak_rss_mb(), JSON_DIGITS)}
+    if len(recipes) == 1:
+        return {**common, **recipes[0].result(args, kinds, elapsed), **peak}
+    # Side by side, a recipe's time is the sum of its own steps.
+    first, second = (r.result(args, kinds, sum(map(sum, r.step_seconds.values()))) for r in recipes)
+    return {**common, "recipes": [first, second], **peak,
+            "ratios": {key: significant(first[key] / second[key], JSON_DIGITS)
+                       for key in ("it_per_s", "ms_d_step", "ms_g_step") if first[key] and second[key]}}
 
 
 def significant(value, digits):
@@ -209,16 +244,26 @@ def shown(value):
 
 def print_table(r):
     mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
-    print(f"bench: {mode} mode, recipe {r['recipe']} (--loss {r['loss']} --d-output {r['d_output']}), "
-          f"batch {r['batch_size']}, {r['iterations']} timed iterations "
+    recipes = r.get("recipes", [r])
+    names = " against ".join(f"recipe {x['recipe']} (--loss {x['loss']} --d-output {x['d_output']})" for x in recipes)
+    print(f"bench: {mode} mode, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
-    print(f"  iterations/second     {shown(r['it_per_s'])}")
-    for name, ms, n in (("D", r["ms_d_step"], r["d_steps"]), ("G", r["ms_g_step"], r["g_steps"])):
-        print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))
-    runs = ", ".join(f"{name} {shown(g)}" for name, g in r["gflop_per_run"].items())
-    print(f"  GFLOP per iteration   {shown(r['gflop_per_it'])}  (per run: {runs}; counted from the graph)")
-    print(f"  achieved GFLOP/s      {shown(r['gflops'])}")
+    for x in recipes:
+        if len(recipes) > 1:
+            print(f"recipe {x['recipe']}, its steps only:")
+        print(f"  iterations/second     {shown(x['it_per_s'])}")
+        for name, ms, n in (("D", x["ms_d_step"], x["d_steps"]), ("G", x["ms_g_step"], x["g_steps"])):
+            print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))
+        runs = ", ".join(f"{name} {shown(g)}" for name, g in x["gflop_per_run"].items())
+        print(f"  GFLOP per iteration   {shown(x['gflop_per_it'])}  (per run: {runs}; counted from the graph)")
+        print(f"  achieved GFLOP/s      {shown(x['gflops'])}")
     print(f"  peak resident memory  {r['peak_rss_mb']:.0f} MB")
+    if len(recipes) > 1:
+        print(f"{recipes[0]['recipe']} / {recipes[1]['recipe']}: " + ", ".join(
+            f"{label} {shown(r['ratios'][key])}" for key, label in (("it_per_s", "iterations/second"),
+                                                                   ("ms_d_step", "ms per D step"),
+                                                                   ("ms_g_step", "ms per G step"))
+            if key in r["ratios"]))
 
 
 def command(argv):

@@ -230,3 +230,26 @@ def test_bench_help_shows_the_original_defaults(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     for default in ("(default: 128)", "(default: 1024)", "(default: 100)", "(default: 64)"):
         assert default in help_text
+
+
+def test_bench_against_times_two_recipes_side_by_side(capsys):
+    r = run_bench(capsys, "--iterations", "4", "--warmup", "1", "--recipe", "repaired", "--against", "original")
+    repaired, original = r["recipes"]
+    assert (repaired["recipe"], repaired["loss"], repaired["d_output"]) == ("repaired", "stable", "linear")
+    assert (original["recipe"], original["loss"], original["d_output"]) == ("original", "clipped", "original")
+    for side in (repaired, original):
+        assert (side["d_steps"], side["g_steps"]) == (2, 2)
+    for key in ("it_per_s", "ms_d_step", "ms_g_step"):
+        assert r["ratios"][key] == pytest.approx(repaired[key] / original[key], rel=1e-3)
+    # The linear logit drops D's batchnorm over [batch, 1] and its lrelu: a few FLOPs per image, not one in 10,000.
+    assert repaired["gflop_per_it"] == pytest.approx(original["gflop_per_it"], rel=1e-4)
+    assert "recipes" not in run_bench(capsys, "--iterations", "2", "--warmup", "1")
+
+
+def test_bench_against_prints_both_tables_and_the_ratios(capsys):
+    assert bench.main([*SMALL_FLAGS, "--iterations", "2", "--warmup", "1", "--against", "repaired"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe original (--loss clipped --d-output original) against recipe repaired" in out
+    assert out.count("iterations/second") == 3
+    assert re.search(r"^original / repaired: iterations/second [\d.]+, ms per D step [\d.]+, ms per G step [\d.]+$",
+                     out, re.M)

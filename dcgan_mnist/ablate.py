@@ -14,8 +14,15 @@ iterations (train.py's exact resume makes the chunks one run); after each chunk 
 
 Stopped (Ctrl-C) or killed, it continues where it stopped when run again with the same flags: stored scores are
 skipped and stopped runs resume from their latest checkpoint.
+
+Two ablations may share one --out: each run is trained by whichever takes its lock first (runs/VARIANT/seed-S.lock)
+and the other goes on to the next run, and ablation.json keeps both ablations' scores. So the same command started
+twice, each with --threads 1, uses two cores and still writes one table; the one that ends last draws the grids of
+every finished run of its plan.
 """
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -48,6 +55,7 @@ VARIANTS = {
     "repaired": ["--recipe", "repaired"],
 }
 RECORD_FILE = "ablation.json"
+LOCK_SUFFIX = ".lock"
 TABLE_FILE = "ablation.md"
 GRIDS_FILE = "grids.png"
 # Flags that make scores comparable: a second invocation into the same --out must repeat them.
@@ -136,36 +144,81 @@ def metrics(run_dir):
         return [json.loads(line) for line in f]
 
 
+def lock(path, wait=True):
+    """An open file holding an exclusive lock on ``path`` (created when missing) until it is closed; None when
+    ``wait`` is False and another process holds the lock."""
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 class Record:
     """ablation.json: the fixed settings, each variant's flags and every run's scores, written whole after each
-    change (a crash never leaves half a file)."""
+    change (a crash never leaves half a file). Another ablation may write the same file: the runs this one
+    claimed are its own, every other run is taken from the file as it is when saving."""
 
     def __init__(self, out, args):
         self.path = os.path.join(out, RECORD_FILE)
+        self.claimed = set()
         fixed = {name: getattr(args, name) for name in FIXED}
-        if os.path.exists(self.path):
-            try:
-                with open(self.path) as f:
-                    self.data = json.load(f)
-                stored = self.data["settings"]
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise CommandError(f"{self.path} cannot be read ({e}); move it away to start the ablation again")
-            changed = [f"{settings_module.flag(name)} {stored.get(name)!r} (now {value!r})"
-                       for name, value in fixed.items() if stored.get(name) != value]
-            if changed:
-                raise CommandError(f"{out} holds an ablation run with {', '.join(changed)}; its scores are only "
-                                   f"comparable with the same flags: repeat them or use another --out")
-        else:
-            self.data = {"settings": fixed, "variants": {}, "runs": {}}
+        self.data = self.read() or {"settings": fixed, "variants": {}, "runs": {}}
+        stored = self.data["settings"]
+        changed = [f"{settings_module.flag(name)} {stored.get(name)!r} (now {value!r})"
+                   for name, value in fixed.items() if stored.get(name) != value]
+        if changed:
+            raise CommandError(f"{out} holds an ablation run with {', '.join(changed)}; its scores are only "
+                               f"comparable with the same flags: repeat them or use another --out")
         self.data["variants"].update({name: VARIANTS[name] for name in args.variants})
+
+    def read(self):
+        """The file's data; None when there is no file yet."""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            with open(self.path) as f:
+                data = json.load(f)
+            missing = [key for key in ("settings", "variants", "runs") if key not in data]
+            if missing:
+                raise ValueError(f"no {', '.join(missing)}")
+        except (OSError, ValueError, TypeError) as e:
+            raise CommandError(f"{self.path} cannot be read ({e}); move it away to start the ablation again")
+        return data
+
+    @contextlib.contextmanager
+    def locked(self):
+        handle = lock(self.path + LOCK_SUFFIX)
+        try:
+            yield
+        finally:
+            handle.close()
 
     def entry(self, variant, seed):
         return self.data["runs"].setdefault(run_name(variant, seed), {
             "variant": variant, "seed": seed, "run_dir": os.path.join("runs", variant, f"seed-{seed}"),
             "scores": {}, "stopped": None, "step_seconds": None})
 
+    def claim(self, variant, seed):
+        """Make the run this ablation's own, starting from its entry as the file has it now (another ablation
+        may have scored it since this one started)."""
+        with self.locked():
+            stored = (self.read() or {"runs": {}})["runs"].get(run_name(variant, seed))
+        if stored is not None:
+            self.data["runs"][run_name(variant, seed)] = stored
+        self.claimed.add(run_name(variant, seed))
+        return self.entry(variant, seed)
+
     def save(self):
-        run.write_atomically(self.path, cli.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        with self.locked():
+            stored = self.read()
+            if stored is not None:
+                self.data["variants"] = {**stored["variants"], **self.data["variants"]}
+                self.data["runs"] = {**self.data["runs"], **stored["runs"],
+                                     **{name: self.data["runs"][name] for name in self.claimed}}
+            run.write_atomically(self.path, cli.dumps(self.data, indent=1, sort_keys=True) + "\n")
 
 
 class Progress:
@@ -213,6 +266,7 @@ class Ablation:
         self.budgets = budgets(args.iterations, args.eval_every)
         self.plan = [(variant, seed) for variant in args.variants for seed in args.seeds]
         self.record = Record(args.out, args)
+        self.skipped = 0
 
     def run_dir(self, variant, seed):
         return os.path.join(self.out, self.record.entry(variant, seed)["run_dir"])
@@ -238,11 +292,26 @@ class Ablation:
         self.write_grids()
         say(f"done: {progress.pace()}; {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; "
             f"tensorboard --logdir {self.out}")
+        if self.skipped:
+            say(f"{self.skipped} of the runs were another ablation's; the one that ends last draws their grids too")
         return 0
 
     def advance(self, variant, seed, position, progress):
-        """Train and score one run up to --iterations; a status other than 0 stops the ablation."""
-        entry = self.record.entry(variant, seed)
+        """Train and score one run up to --iterations, unless another ablation is training it; a status other than
+        0 stops the ablation."""
+        os.makedirs(os.path.dirname(self.run_dir(variant, seed)), exist_ok=True)
+        held = lock(self.run_dir(variant, seed) + LOCK_SUFFIX, wait=False)
+        if held is None:
+            say(f"{position}: {run_name(variant, seed)} is being trained by another ablation; skipped")
+            self.skipped += 1
+            return 0
+        try:
+            return self.advance_held(variant, seed, position, progress)
+        finally:
+            held.close()
+
+    def advance_held(self, variant, seed, position, progress):
+        entry = self.record.claim(variant, seed)
         if entry["stopped"] is not None:
             say(f"{run_name(variant, seed)} stopped at iteration {entry['stopped']['iteration']} "
                 f"(status {entry['stopped']['status']}); not continued")

@@ -151,6 +151,43 @@ def test_an_interrupted_ablation_continues_to_the_same_result(ablation, tmp_path
                 == run_dir_metrics(ablation[0] / "out" / "runs" / variant / "seed-0"))
 
 
+def test_a_run_another_ablation_holds_is_left_to_it_and_both_keep_their_scores(ablation, tmp_path, monkeypatch,
+                                                                                capsys):
+    _, data_dir, judges, record = ablation
+    monkeypatch.setitem(judge_module.RECIPE, "steps", JUDGE_STEPS)
+    out = tmp_path / "out"
+    (out / "runs" / "original").mkdir(parents=True)
+    other = ablate.lock(str(out / "runs" / "original" / "seed-0") + ablate.LOCK_SUFFIX)  # as a second ablation would
+    assert ablate.main(ablate_args(data_dir, out, judges)) == 0
+    err = capsys.readouterr().err
+    assert "run 1/2: original/seed-0 is being trained by another ablation; skipped" in err
+    assert "1 of the runs were another ablation's" in err
+    assert not (out / "runs" / "original" / "seed-0").exists()
+    first = json.loads((out / ablate.RECORD_FILE).read_text())
+    assert generated(first)["repaired/seed-0"] == generated(record)["repaired/seed-0"]
+    assert generated(first)["original/seed-0"] == {}
+
+    other.close()
+    assert ablate.main(ablate_args(data_dir, out, judges)) == 0
+    assert generated(json.loads((out / ablate.RECORD_FILE).read_text())) == generated(record)
+
+
+def test_two_ablations_saving_into_one_record_keep_each_others_runs(tmp_path):
+    args = ablate.parse_args(ablate_args("data", tmp_path, "judges"))
+    first, second = ablate.Record(str(tmp_path), args), ablate.Record(str(tmp_path), args)  # started together
+    first.claim("original", 0)["scores"]["2"] = {"by": "first"}
+    first.save()
+    second.claim("repaired", 0)["scores"]["2"] = {"by": "second"}
+    second.save()
+    first.entry("original", 0)["scores"]["4"] = {"by": "first"}
+    first.save()
+    saved = json.loads((tmp_path / ablate.RECORD_FILE).read_text())
+    assert {name: entry["scores"] for name, entry in saved["runs"].items()} == {
+        "original/seed-0": {"2": {"by": "first"}, "4": {"by": "first"}}, "repaired/seed-0": {"2": {"by": "second"}}}
+    # A run claimed later starts from what the file holds, not from what this ablation read when it started.
+    assert second.claim("original", 0)["scores"] == {"2": {"by": "first"}, "4": {"by": "first"}}
+
+
 def test_other_scoring_flags_into_the_same_out_are_refused(ablation, capsys):
     tmp, data_dir, judges, _ = ablation
     assert ablate.main(ablate_args(data_dir, tmp / "out", judges, "--samples", "30")) == 1

@@ -90,7 +90,8 @@ def build_parser():
                    "Train every variant (the original, each fix alone, the repaired recipe) for each seed, one run "
                    "after another, score each every --eval-every iterations, and write the scores as JSON, a "
                    "markdown table, TensorBoard scalars and one PNG of the final grids. Run it again to continue "
-                   "an interrupted ablation. Details: docs/repaired.md.")
+                   "an interrupted ablation; start it twice (each with --threads 1) to use two cores, the two "
+                   "sharing the runs and --out. Details: docs/repaired.md.")
     p.add_argument("--out", required=True, metavar="DIR", help="folder of the ablation's runs and results")
     p.add_argument("--variants", type=variant_list, default=list(VARIANTS),
                    help=f"which variants, in this order (default: {','.join(VARIANTS)})")

@@ -157,6 +157,17 @@ def lock(path, wait=True):
     return handle
 
 
+def held_elsewhere(run_dir):
+    """Whether another ablation holds the run's lock."""
+    if not os.path.isdir(os.path.dirname(run_dir)):
+        return False
+    held = lock(run_dir + LOCK_SUFFIX, wait=False)
+    if held is None:
+        return True
+    held.close()
+    return False
+
+
 class Record:
     """ablation.json: the fixed settings, each variant's flags and every run's scores, written whole after each
     change (a crash never leaves half a file). Another ablation may write the same file: the runs this one
@@ -273,10 +284,11 @@ class Ablation:
         return os.path.join(self.out, self.record.entry(variant, seed)["run_dir"])
 
     def work_left(self):
+        """Iterations to train and scores to make, leaving out the runs another ablation is training now."""
         iterations = scores = 0
         for variant, seed in self.plan:
             entry = self.record.entry(variant, seed)
-            if entry["stopped"] is None:
+            if entry["stopped"] is None and not held_elsewhere(self.run_dir(variant, seed)):
                 iterations += max(0, self.args.iterations - iterations_done(self.run_dir(variant, seed)))
                 scores += sum(str(b) not in entry["scores"] for b in self.budgets)
         return iterations, scores

@@ -160,6 +160,7 @@ def test_a_run_another_ablation_holds_is_left_to_it_and_both_keep_their_scores(a
     other = ablate.lock(str(out / "runs" / "original" / "seed-0") + ablate.LOCK_SUFFIX)  # as a second ablation would
     assert ablate.main(ablate_args(data_dir, out, judges)) == 0
     err = capsys.readouterr().err
+    assert "left: 4 iterations and 2 scores" in err  # the other ablation's run is not counted
     assert "run 1/2: original/seed-0 is being trained by another ablation; skipped" in err
     assert "1 of the runs were another ablation's" in err
     assert not (out / "runs" / "original" / "seed-0").exists()

@@ -21,7 +21,6 @@ twice, each with --threads 1, uses two cores and still writes one table; the one
 every finished run of its plan.
 """
 import argparse
-import contextlib
 import fcntl
 import json
 import os
@@ -146,8 +145,8 @@ def metrics(run_dir):
 
 
 def lock(path, wait=True):
-    """An open file holding an exclusive lock on ``path`` (created when missing) until it is closed; None when
-    ``wait`` is False and another process holds the lock."""
+    """An open file holding an exclusive lock on ``path`` (created when missing) until it is closed (``with
+    lock(path):``); None when ``wait`` is False and another process holds the lock."""
     handle = open(path, "a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -200,14 +199,6 @@ class Record:
             raise CommandError(f"{self.path} cannot be read ({e}); move it away to start the ablation again")
         return data
 
-    @contextlib.contextmanager
-    def locked(self):
-        handle = lock(self.path + LOCK_SUFFIX)
-        try:
-            yield
-        finally:
-            handle.close()
-
     def entry(self, variant, seed):
         return self.data["runs"].setdefault(run_name(variant, seed), {
             "variant": variant, "seed": seed, "run_dir": os.path.join("runs", variant, f"seed-{seed}"),
@@ -216,7 +207,7 @@ class Record:
     def claim(self, variant, seed):
         """Make the run this ablation's own, starting from its entry as the file has it now (another ablation
         may have scored it since this one started)."""
-        with self.locked():
+        with lock(self.path + LOCK_SUFFIX):
             stored = (self.read() or {"runs": {}})["runs"].get(run_name(variant, seed))
         if stored is not None:
             self.data["runs"][run_name(variant, seed)] = stored
@@ -224,7 +215,7 @@ class Record:
         return self.entry(variant, seed)
 
     def save(self):
-        with self.locked():
+        with lock(self.path + LOCK_SUFFIX):
             stored = self.read()
             if stored is not None:
                 self.data["variants"] = {**stored["variants"], **self.data["variants"]}
@@ -318,10 +309,8 @@ class Ablation:
             say(f"{position}: {run_name(variant, seed)} is being trained by another ablation; skipped")
             self.skipped += 1
             return 0
-        try:
+        with held:
             return self.advance_held(variant, seed, position, progress)
-        finally:
-            held.close()
 
     def advance_held(self, variant, seed, position, progress):
         entry = self.record.claim(variant, seed)

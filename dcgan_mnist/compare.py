@@ -475,7 +475,7 @@ def command(argv):
     args = vars(resolve_switches(build_parser().parse_args(argv)))
     if args["checkpoint"] is not None:
         saved = run.Run(args["checkpoint"]).settings
-        args.update(run.switches_of(saved), **{name: saved[name] for name in ("batch_size", *MODEL_WIDTHS)})
+        args.update(run.graph_settings(saved))
     report = compare(args["original"], args, run.switches_of(args), iterations=args["iterations"], seed=args["seed"])
     print(dumps(report, indent=1) if args["json"] else text_report(report))
     return 0 if report["match"] else 1

@@ -25,7 +25,7 @@ import numpy as np
 
 from .cli import CommandError
 from .model import DCGAN, DIM_Y, tf
-from .settings import RECIPES
+from .settings import MODEL_WIDTHS, RECIPES
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -215,12 +215,17 @@ def switches_of(settings):
     return {name: s.get(name, value) for name, value in RECIPES["original"].items()}
 
 
+def graph_settings(settings):
+    """What a run's graph is built from: its batch size, model widths and switches."""
+    s = settings if isinstance(settings, dict) else vars(settings)
+    return {"batch_size": s["batch_size"], **{name: s[name] for name in MODEL_WIDTHS}, **switches_of(s)}
+
+
 def model_from_settings(settings, batch_size=None):
     """The run's DCGAN (the original's variables and sizes, the run's switches), at its batch size unless another
     is given."""
-    s = settings if isinstance(settings, dict) else vars(settings)
-    return DCGAN(batch_size=batch_size or s["batch_size"], dim_z=s["dim_z"], dim_y=DIM_Y, dim_W1=s["dim_W1"],
-                 dim_W2=s["dim_W2"], dim_W3=s["dim_W3"], **switches_of(s))
+    built = graph_settings(settings)
+    return DCGAN(dim_y=DIM_Y, **{**built, "batch_size": batch_size or built["batch_size"]})
 
 
 class TrainState:

@@ -308,7 +308,6 @@ def shapes_command(argv):
     del args["recipe"]
     if path is not None:  # the run's graph: its sizes and switches (the original's when it predates them)
         saved = run.Run(path).settings
-        args = {**{name: saved[name] for name in ("batch_size", *MODEL_WIDTHS)}, **run.switches_of(saved),
-                "sample_size": saved["visualize_dim"]}
+        args = {**run.graph_settings(saved), "sample_size": saved["visualize_dim"]}
     sys.stdout.write(report(form=form, **args))
     return 0

@@ -150,19 +150,24 @@ def train_judge(directory, train_x, train_y, test_x, test_y, recipe, threads=0):
     return judge
 
 
+def cached(directory, recipe, threads):
+    info_path = os.path.join(directory, INFO_NAME)
+    if not os.path.exists(info_path):
+        raise CommandError(f"judge cache {directory} has no {INFO_NAME}; delete the folder to retrain")
+    with open(info_path) as f:
+        return Judge(directory, recipe, json.load(f), threads=threads)
+
+
 def load_or_train(root, name, train_x, train_y, test_x, test_y, recipe=RECIPE, threads=0):
     """The cached judge for this data, trained (and cached) first if there is none.
 
     ``name`` (e.g. the data set's name) starts the cache folder's name. A judge is trained in a
     temporary folder and renamed into place when complete, so a crash never leaves half a judge and
-    two processes training at once both end up with a complete one."""
+    two processes training at once both end up scoring with the one renamed first."""
     directory = os.path.join(root, f"{name}-{data_hash(recipe, train_x, train_y, test_x, test_y)}")
     info_path = os.path.join(directory, INFO_NAME)
     if os.path.isdir(directory):
-        if not os.path.exists(info_path):
-            raise CommandError(f"judge cache {directory} has no {INFO_NAME}; delete the folder to retrain")
-        with open(info_path) as f:
-            return Judge(directory, recipe, json.load(f), threads=threads)
+        return cached(directory, recipe, threads)
     try:
         os.makedirs(root, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".training-", dir=root)
@@ -174,10 +179,14 @@ def load_or_train(root, name, train_x, train_y, test_x, test_y, recipe=RECIPE, t
         judge = train_judge(os.path.join(staging, "judge"), train_x, train_y, test_x, test_y, recipe, threads)
         try:
             os.rename(judge.directory, directory)
+            judge.directory = directory
         except OSError:
             if not os.path.exists(info_path):  # not a lost race with another process: a real failure
                 raise
-        judge.directory = directory
+            # Score with the judge that won, as every later run will: with other thread counts the two
+            # trainings need not agree to the last bit.
+            judge.close()
+            judge = cached(directory, recipe, threads)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"judge: test accuracy {judge.info['test_accuracy']:.4f} on {len(test_x)} images "

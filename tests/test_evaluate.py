@@ -2,6 +2,7 @@
 and the command, on constructed cases whose answers are known."""
 import json
 import os
+import shutil
 import types
 
 import numpy as np
@@ -201,6 +202,31 @@ def test_judge_is_cached_and_reused_without_training(quick_judge, monkeypatch):
     with pytest.raises(AssertionError, match="reused"):
         judge_module.load_or_train(root, "synthetic", train_x[1:], train_y[1:], test_x, test_y, recipe=QUICK)
     assert not [name for name in os.listdir(root) if name.startswith(".training-")]
+
+
+def test_a_judge_that_loses_the_race_to_the_cache_scores_with_the_winner(tmp_path, monkeypatch):
+    train_x, train_y = synthetic_digits(300, seed=0)
+    test_x, test_y = synthetic_digits(100, seed=5)
+    # The other process's judge: trained on shuffled labels, so it names the test digits differently.
+    other = judge_module.load_or_train(str(tmp_path / "other"), "synthetic", train_x, np.roll(train_y, 1),
+                                       test_x, test_y, recipe=QUICK)
+    root = str(tmp_path / "judges")
+    real_train_judge = judge_module.train_judge
+
+    def finish_second(directory, *args, **kwargs):
+        judge = real_train_judge(directory, *args, **kwargs)
+        winner = os.path.join(root, "synthetic-" + judge_module.data_hash(QUICK, train_x, train_y, test_x, test_y))
+        shutil.copytree(other.directory, winner)  # the other process renames its judge into place first
+        return judge
+    monkeypatch.setattr(judge_module, "train_judge", finish_second)
+    judge = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, recipe=QUICK)
+    try:
+        assert judge.info == other.info
+        np.testing.assert_array_equal(judge.classify(test_x)[0], other.classify(test_x)[0])
+        assert os.listdir(root) == [os.path.basename(judge.directory)]
+    finally:
+        judge.close()
+        other.close()
 
 
 def test_judge_cache_without_its_info_file_is_reported(tmp_path):

@@ -210,6 +210,7 @@ def test_a_judge_that_loses_the_race_to_the_cache_scores_with_the_winner(tmp_pat
     # The other process's judge: trained on shuffled labels, so it names the test digits differently.
     other = judge_module.load_or_train(str(tmp_path / "other"), "synthetic", train_x, np.roll(train_y, 1),
                                        test_x, test_y, recipe=QUICK)
+    assert other.accuracy(test_x, test_y) < 0.5
     root = str(tmp_path / "judges")
     real_train_judge = judge_module.train_judge
 

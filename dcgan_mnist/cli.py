@@ -63,6 +63,17 @@ def positive_float(text):
     return value
 
 
+def decay(text):
+    """argparse type: a number in [0, 1), the weight a moving average gives its past."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, got {text!r}")
+    return value
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default once: not for on/off flags, unset options, or help that already names it."""
 

@@ -23,7 +23,8 @@ from .cli import CommandError, dumps, non_negative_int, parser, positive_int, ru
 from .generate import draw_in_mixed_batches
 from .load import DATASETS, DataError, load_dataset, mnist, resolve_data_dir
 from .model import DIM_Y
-from .restore import TrainedGenerator
+from .restore import TrainedGenerator, add_latest_weights_flag
+from .run import switches_of
 
 SMALL_SET = 1000  # Newmu reports NNC and NND at 1k and 10k samples
 SAMPLES_DURING_TRAINING = 1000
@@ -249,6 +250,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=EVAL_SEED,
                    help="seed of the evaluation's own draws: z, labels, real subsets")
     p.add_argument("--threads", type=non_negative_int, default=0, help="TensorFlow threads (0: TensorFlow decides)")
+    add_latest_weights_flag(p)
     return p
 
 
@@ -279,7 +281,7 @@ def load_run_split(settings, args):
 
 
 def evaluate_run(args):
-    generator = TrainedGenerator(args.checkpoint, threads=args.threads)
+    generator = TrainedGenerator(args.checkpoint, threads=args.threads, latest=args.latest_weights)
     try:
         settings = generator.settings
         (trX, vaX, teX, trY, vaY, teY), data_info = load_run_split(settings, args)
@@ -293,8 +295,7 @@ def evaluate_run(args):
         generator.close()
     data_info.update(train_images=len(trX), validation_images=len(vaX), test_images=len(teX))
     return {"run_dir": generator.run.run_dir, "checkpoint": os.path.basename(generator.checkpoint),
-            "iterations": generator.run.iteration, "loss": settings["loss"],
-            "d_output": settings.get("d_output", "original"),
+            "iterations": generator.run.iteration, **switches_of(settings), "weights": generator.weights,
             "data": data_info, "samples": args.samples, "samples_per_batch": settings["visualize_dim"],
             "seed": args.seed,
             "judge": {"directory": judge.directory, **{k: judge.info[k] for k in
@@ -309,7 +310,7 @@ def table(report):
     split = f"the run's split (seed {d['run_seed']})" if d["run_split"] else "NOT the run's split"
     header = [
         f"run      {report['run_dir']}: {report['checkpoint']}, {report['iterations']} iterations, "
-        f"loss {report['loss']}",
+        f"loss {report['loss']}" + (f"; {report['weights']}" if report["g_average"] else ""),
         f"data     {d['dataset']} in {d['data_dir']}: {d['train_images']} train, {d['validation_images']} "
         f"validation, {d['test_images']} test; {split}",
         f"samples  {report['samples']}, every digit equally often, drawn {report['samples_per_batch']} per "

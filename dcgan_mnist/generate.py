@@ -14,7 +14,7 @@ from PIL import Image
 from . import cli
 from .cli import parser, positive_int
 from .model import DIM_Y
-from .restore import TrainedGenerator
+from .restore import TrainedGenerator, add_latest_weights_flag
 from .util import OneHot, ensure_dir, save_visualization
 
 
@@ -87,6 +87,7 @@ def build_parser():
                    help="also save the raw samples: images [N,28,28] float32 in [0,1], labels [N], z [N,dim_z]")
     p.add_argument("--out", required=True, metavar="FILE.png",
                    help="the grid picture (format from the extension; PNG keeps it lossless)")
+    add_latest_weights_flag(p)
     return p
 
 
@@ -122,7 +123,7 @@ def generate_command(argv):
     check_out_path(args.out, "--out", parser)
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
 
-    generator = TrainedGenerator(args.checkpoint)
+    generator = TrainedGenerator(args.checkpoint, latest=args.latest_weights)
     n_rows, n_cols = len(args.digits), args.per_digit
     rng = np.random.RandomState(seed)
     Z = draw_z(rng, n_rows, n_cols, generator.dim_z, args.interpolate)
@@ -139,5 +140,6 @@ def generate_command(argv):
             np.savez(f, images=images[..., 0].astype(np.float32), labels=labels, z=Z)
     kind = "interpolations" if args.interpolate else "samples"
     print(f"wrote {args.out}: digits {','.join(map(str, args.digits))}, {n_cols} {kind} each, seed {seed}, "
-          f"from {generator.checkpoint}" + (f"; raw samples in {args.npz}" if args.npz else ""))
+          f"from {generator.checkpoint}" + (f" with {generator.weights}" if generator.settings.get("g_average") else "")
+          + (f"; raw samples in {args.npz}" if args.npz else ""))
     return 0

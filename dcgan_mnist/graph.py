@@ -54,7 +54,15 @@ class TrainingGraph:
             self.d_cost, var_list=self.discrim_vars, gate_gradients=GATE)
         self.train_op_gen = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1).minimize(
             self.g_cost, var_list=self.gen_vars, gate_gradients=GATE)
-        self.Z_sample, self.Y_sample, self.image_sample = model.samples_generator(batch_size=visualize_dim)
+        # --g-average: each G update is followed by the update of G's weight averages, which the sampler draws
+        # with. Training reads only G's own weights, so it is the same with or without them.
+        average = model.gen_average()
+        sampler_weights = None
+        if average:
+            with tf.control_dependencies([self.train_op_gen]):
+                self.train_op_gen = average.apply(self.gen_vars)
+            sampler_weights = [average.average(w) for w in model.gen_weights]
+        self.Z_sample, self.Y_sample, self.image_sample = model.samples_generator(visualize_dim, sampler_weights)
         # Built last, so the variables' seeded initial values do not depend on them, and not recorded:
         # model.layers holds the original's graph, which has no such re-evaluations.
         with model.not_recording():

@@ -3,7 +3,7 @@
 Every layer, constant and variable is the original's; the only additions are that each
 intermediate tensor is recorded in ``DCGAN.layers`` (for the shape and compare tools and tests), that the
 network bodies take their weights and batch size as arguments (so the sampler and the training
-loop reuse one definition), and the opt-in switches ``loss='stable'`` and ``d_output``.
+loop reuse one definition), and the opt-in switches ``loss='stable'``, ``d_output`` and ``g_average``.
 """
 from .lazy_tf import Module
 
@@ -75,11 +75,14 @@ class DCGAN():
             dim_channel=1,
             loss="clipped",
             d_output="original",
+            g_average=0.0,
             ):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if d_output not in D_OUTPUTS:
             raise ValueError(f"d_output must be one of {D_OUTPUTS}, got {d_output!r}")
+        if not 0 <= g_average < 1:
+            raise ValueError(f"g_average must be in [0, 1), got {g_average!r}")
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.dim_z = dim_z
@@ -91,6 +94,7 @@ class DCGAN():
         self.dim_channel = dim_channel
         self.loss = loss
         self.d_output = d_output
+        self.g_average = g_average
         # (network call, step name, tensor) for every intermediate the original's calls build, in order.
         self.layers = []
         self._recording = True
@@ -118,6 +122,11 @@ class DCGAN():
     @property
     def gen_weights(self):
         return [self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4]
+
+    def gen_average(self):
+        """The exponential moving average of G's weights that training keeps when ``g_average`` > 0, else None.
+        It names its variables gen_W1/ExponentialMovingAverage, ...; a trained run samples from them."""
+        return tf.train.ExponentialMovingAverage(self.g_average) if self.g_average else None
 
     @property
     def discrim_weights(self):
@@ -156,10 +165,11 @@ class DCGAN():
         """Pre-sigmoid image. ``weights`` replaces gen_W1..4."""
         return self._generate(Z, Y, weights or self.gen_weights, self.batch_size, "generate")
 
-    def samples_generator(self, batch_size):
+    def samples_generator(self, batch_size, weights=None):
+        """``weights`` replaces gen_W1..4, e.g. by their averages."""
         Z = tf.placeholder(tf.float32, [batch_size, self.dim_z])
         Y = tf.placeholder(tf.float32, [batch_size, self.dim_y])
-        h4 = self._generate(Z, Y, self.gen_weights, batch_size, "samples_generator")
+        h4 = self._generate(Z, Y, weights or self.gen_weights, batch_size, "samples_generator")
         x = self._tap("samples_generator", "sigmoid", tf.nn.sigmoid(h4))
         return Z, Y, x
 

@@ -209,8 +209,8 @@ def write_failure(error):
 # ---- the model of a run ----
 
 def switches_of(settings):
-    """The switches (loss, d_output) of a run's settings; a run saved before a switch existed has the original's
-    value of it."""
+    """The switches (loss, d_output, g_average) of a run's settings; a run saved before a switch existed has the
+    original's value of it."""
     s = settings if isinstance(settings, dict) else vars(settings)
     return {name: s.get(name, value) for name, value in RECIPES["original"].items()}
 

@@ -6,7 +6,7 @@ model flags from here. Nothing here imports TensorFlow (model.py imports it on f
 import argparse
 import time
 
-from .cli import CommandError, HelpFormatter, non_negative_int, positive_float, positive_int
+from .cli import CommandError, HelpFormatter, decay, non_negative_int, positive_float, positive_int
 from .load import DATASETS
 from .model import D_OUTPUTS, LOSSES
 
@@ -27,8 +27,8 @@ DEFAULT = {name: default for name, default, _ in ORIGINAL_SETTINGS}
 MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
 # Presets of the switches that fix the original's training flaws (docs/repaired.md): "original" holds each
 # switch's default, "repaired" the combination the ablation measured best.
-RECIPES = {"original": {"loss": "clipped", "d_output": "original"},
-           "repaired": {"loss": "stable", "d_output": "linear"}}
+RECIPES = {"original": {"loss": "clipped", "d_output": "original", "g_average": 0.0},
+           "repaired": {"loss": "stable", "d_output": "linear", "g_average": 0.0}}
 
 
 def flag(name):
@@ -105,8 +105,8 @@ def build_parser():
 
 
 def add_switches(parser):
-    """--recipe and the switches it presets (--loss, --d-output), for every command that builds the model;
-    a switch left out takes the recipe's value (``resolve_switches``)."""
+    """--recipe and the switches it presets (--loss, --d-output, --g-average), for every command that builds the
+    model; a switch left out takes the recipe's value (``resolve_switches``)."""
     repaired = " ".join(f"{flag(name)} {value}" for name, value in RECIPES["repaired"].items())
     parser.add_argument("--recipe", choices=list(RECIPES), default="original",
                         help=f"a preset of the switches below: original changes nothing; repaired is {repaired}. "
@@ -121,6 +121,13 @@ def add_switches(parser):
                              "batch-relative (docs/lessons.md 8); lrelu drops the batchnorm; linear is the matmul "
                              "alone. All three use the original's discrim_W4 [dim_W1+10, 1] and no new variable "
                              "(its 10 label rows act as a bias per digit)")
+    parser.add_argument("--g-average", type=decay, default=None, metavar="DECAY",
+                        help="0 (the recipe original's): the vis/ grids, generate and evaluate use G's latest "
+                             "weights; DECAY > 0: training also keeps an exponential moving average of G's weights "
+                             "(average = DECAY * average + (1 - DECAY) * weight after each G update) and those "
+                             "use it instead. Training itself is unchanged. Adds one variable per G weight, "
+                             "gen_W1/ExponentialMovingAverage ... gen_W4/ExponentialMovingAverage, saved in the "
+                             "checkpoints; 0.99-0.995 measured best (docs/repaired.md)")
 
 
 def resolve_switches(args):

@@ -11,6 +11,7 @@ from conftest import TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write
 
 from dcgan_mnist import compare, evaluate, generate, run, settings, shapes
 from dcgan_mnist import judge as judge_module
+from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot
@@ -61,10 +62,11 @@ def variables(graph):
 
 def test_the_defaults_are_the_original():
     defaults = inspect.signature(DCGAN).parameters
-    assert (defaults["loss"].default, defaults["d_output"].default) == ("clipped", "original")
+    assert (defaults["loss"].default, defaults["d_output"].default, defaults["g_average"].default) == (
+        "clipped", "original", 0.0)
     s = settings.parse_settings([])
-    assert (s.recipe, s.loss, s.d_output) == ("original", "clipped", "original")
-    assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original"}
+    assert (s.recipe, s.loss, s.d_output, s.g_average) == ("original", "clipped", "original", 0.0)
+    assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original", "g_average": 0.0}
 
 
 @pytest.mark.parametrize("d_output, removed", [("original", []), ("lrelu", ["h4_bn"]),
@@ -103,6 +105,62 @@ def test_loss_changes_only_the_costs():
     # clip_by_value is a Minimum and a Maximum (and their bounds), once in each of the three bce calls.
     assert op_types(original_graph) - op_types(stable_graph) == {"Minimum": 3, "Maximum": 3, "Const": 6}
     assert not op_types(stable_graph) - op_types(original_graph)
+
+
+def train_small(g_average, iterations=6):
+    """A seeded small TrainingGraph trained ``iterations`` steps on fixed random batches: each step's printed numbers,
+    G's weights after each step, the final values of every variable, the sampler's images, the variables' names."""
+    rng = np.random.RandomState(0)
+    feeds = [(rng.rand(6, 28, 28, 1), OneHot(rng.randint(10, size=6), 10), rng.uniform(-1, 1, (6, 8)))
+             for _ in range(iterations)]
+    z_sample, y_sample = rng.uniform(-1, 1, (4, 8)), OneHot(np.arange(4), 10)
+    with tf.Graph().as_default() as graph, tf.Session() as sess:
+        tf.set_random_seed(0)
+        training = TrainingGraph(DCGAN(batch_size=6, **TINY_WIDTHS, g_average=g_average), visualize_dim=4)
+        sess.run(tf.global_variables_initializer())
+        gen_weights = [sess.run(training.gen_vars)]
+        printed = []
+        for i, (X, Y, Z) in enumerate(feeds):
+            printed.append(training.step(sess, i, X, Y, Z))
+            gen_weights.append(sess.run(training.gen_vars))
+        values = {v.op.name: sess.run(v) for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
+        return printed, gen_weights, values, training.sample(sess, z_sample, y_sample), variables(graph)
+
+
+def test_g_average_adds_the_averages_and_leaves_training_unchanged():
+    printed, gen_weights, values, images, names = train_small(0.0)
+    printed_avg, gen_weights_avg, values_avg, images_avg, names_avg = train_small(0.9)
+    # Training is the same: every printed number and every weight of the original's graph.
+    assert printed_avg == printed
+    for name, value in values.items():
+        np.testing.assert_array_equal(values_avg[name], value, err_msg=name)
+    # The only new variables are one average per G weight, of its shape.
+    gen = [(n, shape) for n, shape in names if n in {f"gen_W{i}" for i in range(1, 5)}]
+    added = [(n, shape) for n, shape in names_avg if (n, shape) not in names]
+    assert added == [(f"{n}/ExponentialMovingAverage", shape) for n, shape in gen]
+    # Each average starts at the initial weight and follows average = 0.9 * average + 0.1 * weight after every
+    # G update (odd iterations); D updates leave it.
+    for k, (name, _) in enumerate(gen):
+        average = gen_weights[0][k]
+        for i in range(1, len(gen_weights)):
+            if i % 2 == 0:  # iteration i - 1 was a G update
+                average = 0.9 * average + 0.1 * gen_weights[i][k]
+        np.testing.assert_allclose(values_avg[f"{name}/ExponentialMovingAverage"], average, rtol=1e-5, atol=1e-7)
+        assert not np.allclose(average, gen_weights[-1][k])
+    # The sampler draws with the averages, so its images differ.
+    assert not np.allclose(images_avg, images)
+
+
+def test_g_average_leaves_the_layer_list_and_is_validated():
+    graph, model, _ = build()
+    assert recorded_steps(build(g_average=0.99)[1]) == recorded_steps(model)
+    small = dict(batch_size=6, sample_size=4, **TINY_WIDTHS)
+    averaged = shapes.report(**small, g_average=0.99).splitlines()
+    assert averaged[1:] == shapes.report(**small).splitlines()[1:] and averaged[0].endswith(", g_average 0.99")
+    with tf.Graph().as_default(), pytest.raises(ValueError, match="g_average must be in"):
+        DCGAN(g_average=1.0)
+    with pytest.raises(SystemExit):
+        settings.parse_settings(["--g-average", "1"])
 
 
 def scores_before_and_after_a_bias(d_output):
@@ -159,8 +217,8 @@ def test_a_run_saved_before_the_switches_is_rebuilt_as_the_original():
 
 @pytest.fixture(scope="module")
 def repaired_runs(tmp_path_factory):
-    """The same seed trained 8 iterations as the original, as the repaired recipe in one go, and as the repaired
-    recipe in two resumed chunks of 4."""
+    """The same seed trained 8 iterations as the original, as the repaired recipe in one go, as the repaired
+    recipe in two resumed chunks of 4, and as the repaired recipe with --g-average 0.9 in one go and in chunks."""
     tmp = tmp_path_factory.mktemp("switches")
     data = str(tmp / "data")
     write_mnist(data)
@@ -170,6 +228,10 @@ def repaired_runs(tmp_path_factory):
     assert train_main(tiny_args(data, out, "repaired", *seed, "--recipe", "repaired", "--max-iterations", "8")) == 0
     assert train_main(tiny_args(data, out, "chunks", *seed, "--recipe", "repaired", "--max-iterations", "4")) == 0
     assert train_main(["--resume", os.path.join(out, "chunks"), "--max-iterations", "8"]) == 0
+    averaged = ["--recipe", "repaired", "--g-average", "0.9"]
+    assert train_main(tiny_args(data, out, "averaged", *seed, *averaged, "--max-iterations", "8")) == 0
+    assert train_main(tiny_args(data, out, "averaged-chunks", *seed, *averaged, "--max-iterations", "4")) == 0
+    assert train_main(["--resume", os.path.join(out, "averaged-chunks"), "--max-iterations", "8"]) == 0
     return tmp
 
 
@@ -224,3 +286,59 @@ def test_generate_and_evaluate_read_a_repaired_run(repaired_runs, capsys, monkey
                           "--judge-dir", str(repaired_runs / "judges")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["iterations"] == 8 and report["data"]["run_split"] is True
+
+
+def checkpoint_tensors(run_dir):
+    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints", "ckpt-8"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def test_a_g_average_run_trains_as_without_resumes_exactly_and_draws_its_grids_with_the_averages(repaired_runs):
+    saved = json.loads((repaired_runs / "averaged-chunks" / "settings.json").read_text())
+    assert (saved["recipe"], saved["loss"], saved["d_output"], saved["g_average"]) == ("repaired", "stable", "linear",
+                                                                                     0.9)
+    assert run_dir_metrics(repaired_runs / "averaged") == run_dir_metrics(repaired_runs / "repaired")
+    whole = checkpoint_tensors(repaired_runs / "averaged")
+    chunks = checkpoint_tensors(repaired_runs / "averaged-chunks")
+    without = checkpoint_tensors(repaired_runs / "repaired")
+    assert sorted(whole) == sorted(chunks) == sorted([*without, *(f"gen_W{i}/ExponentialMovingAverage"
+                                                                   for i in range(1, 5))])
+    for name, value in whole.items():
+        np.testing.assert_array_equal(chunks[name], value, err_msg=name)
+        if name in without and not name.startswith("train_state/sample"):
+            np.testing.assert_array_equal(without[name], value, err_msg=name)
+    # Grid 0 comes after a D update, when the averages still equal G's weights; the later ones differ.
+    vis = {name: sorted(os.listdir(repaired_runs / f"vis-{name}")) for name in ("averaged", "repaired")}
+    assert vis["averaged"] == vis["repaired"] == [f"sample_000{i}.jpg" for i in range(4)]
+    same = [(repaired_runs / "vis-averaged" / f).read_bytes() == (repaired_runs / "vis-repaired" / f).read_bytes()
+            for f in vis["averaged"]]
+    assert same == [True, False, False, False]
+
+
+def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_runs, capsys, monkeypatch):
+    def drawn(name, *extra):
+        npz = str(repaired_runs / f"{name}{len(extra)}.npz")
+        assert generate.main(["--checkpoint", str(repaired_runs / name), "--out", npz[:-4] + ".png",
+                              "--per-digit", "2", "--seed", "1", "--npz", npz, *extra]) == 0
+        return np.load(npz)["images"], capsys.readouterr().out
+    averaged, message = drawn("averaged")
+    assert "with the average of G's weights (decay 0.9)" in message
+    latest, message = drawn("averaged", "--latest-weights")
+    assert "with G's latest weights" in message
+    without, message = drawn("repaired")
+    assert "weights" not in message
+    np.testing.assert_array_equal(latest, without)
+    assert np.abs(averaged - latest).max() > 1e-3
+
+    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    reports = {}
+    for extra in ([], ["--latest-weights"]):
+        assert evaluate.main(["--checkpoint", str(repaired_runs / "averaged"), "--samples", "20", "--json",
+                              "--judge-dir", str(repaired_runs / "judges"), *extra]) == 0
+        reports[bool(extra)] = json.loads(capsys.readouterr().out)
+    assert reports[False]["g_average"] == reports[True]["g_average"] == 0.9
+    assert reports[False]["weights"] == "the average of G's weights (decay 0.9)"
+    assert reports[True]["weights"] == "G's latest weights"
+    assert reports[False]["generated"]["frechet"] != reports[True]["generated"]["frechet"]
+    assert shapes.main(["--checkpoint", str(repaired_runs / "averaged")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("loss stable, d_output linear, g_average 0.9")

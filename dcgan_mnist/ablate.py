@@ -5,7 +5,8 @@
 
 Every (variant, seed) is an ordinary run directory, OUT/runs/VARIANT/seed-S, trained in chunks of --eval-every
 iterations (train.py's exact resume makes the chunks one run); after each chunk its checkpoint is scored as
-`evaluate` scores it. The runs go one after another. OUT gets:
+`evaluate` scores it (a run trained with --g-average twice: with the average and with G's latest weights). The runs
+go one after another. OUT gets:
 
     ablation.json              every score, by run and iteration (what a second invocation skips)
     ablation.md                median and worst seed of each variant at each number of iterations
@@ -346,6 +347,9 @@ class Ablation:
                                            f"before {budget}: lower --iterations")
                 started = time.perf_counter()
                 report = self.score(run_dir, budget)
+                if report["g_average"]:  # the same run without the average: what the average alone changes
+                    latest = self.score(run_dir, budget, latest=True)
+                    entry.setdefault("latest_weights_scores", {})[str(budget)] = latest
                 progress.scored_one(time.perf_counter() - started)
                 entry["scores"][str(budget)] = report
                 entry["step_seconds"] = statistics.median(record["seconds"] for record in metrics(run_dir))
@@ -382,10 +386,10 @@ class Ablation:
             flags += ["--data-dir", a.data_dir]
         return train_main(flags)
 
-    def score(self, run_dir, budget):
+    def score(self, run_dir, budget, latest=False):
         a = self.args
         flags = ["--checkpoint", os.path.join(run.checkpoint_dir(run_dir), f"{run.PREFIX}-{budget}"),
-                 "--samples", str(a.samples), "--threads", str(a.threads)]
+                 "--samples", str(a.samples), "--threads", str(a.threads)] + (["--latest-weights"] if latest else [])
         if a.judge_dir is not None:
             flags += ["--judge-dir", a.judge_dir]
         return evaluate_module.evaluate_run(evaluate_module.build_parser().parse_args(flags))
@@ -480,16 +484,18 @@ def table(data):
     for budget in budgets_scored:
         lines += ["", f"## {budget} iterations", "", header, "|---" * (2 + 2 * len(SCORES)) + "|"]
         for variant in data["variants"]:
-            scored = {r["seed"]: r["scores"][str(budget)] for r in runs
-                      if r["variant"] == variant and str(budget) in r["scores"]}
             stopped = [r["seed"] for r in runs if r["variant"] == variant and r["stopped"] is not None
                        and r["stopped"]["iteration"] < budget]
-            if not scored and not stopped:
-                continue
-            seeds = f"{len(scored)}" + (f", stopped: {', '.join(map(str, stopped))}" if stopped else "")
-            cells = [summary({seed: value(report) for seed, report in scored.items()}, higher) if scored else "- | -"
-                     for _, higher, value in SCORES]
-            lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+            # A run trained with --g-average is also scored with G's latest weights, in a row of its own.
+            for label, key in ((variant, "scores"), (f"{variant}, G's latest weights", "latest_weights_scores")):
+                scored = {r["seed"]: r[key][str(budget)] for r in runs
+                          if r["variant"] == variant and str(budget) in r.get(key, {})}
+                if not scored and (key != "scores" or not stopped):
+                    continue
+                seeds = f"{len(scored)}" + (f", stopped: {', '.join(map(str, stopped))}" if stopped else "")
+                cells = [summary({seed: value(report) for seed, report in scored.items()}, higher) if scored
+                         else "- | -" for _, higher, value in SCORES]
+                lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
         reports = [r["scores"][str(budget)] for r in runs if str(budget) in r["scores"]]
         real = {name: statistics.median(value(report) for report in reports) for name, value in REAL.items()}
         lines += ["", f"Real images (median over the runs' splits): judge accuracy {real['judge accuracy']:.3f} "

@@ -167,6 +167,7 @@ class Timed:
 
         return {
             "recipe": self.recipe, "loss": self.model.loss, "d_output": self.model.d_output,
+            "g_average": self.model.g_average,
             "it_per_s": significant(it_per_s, JSON_DIGITS),
             "ms_d_step": median_ms(self.step_seconds["D"]), "ms_g_step": median_ms(self.step_seconds["G"]),
             "d_steps": len(self.step_seconds["D"]), "g_steps": len(self.step_seconds["G"]),
@@ -245,7 +246,8 @@ def shown(value):
 def print_table(r):
     mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
     recipes = r.get("recipes", [r])
-    names = " against ".join(f"recipe {x['recipe']} (--loss {x['loss']} --d-output {x['d_output']})" for x in recipes)
+    names = " against ".join(f"recipe {x['recipe']} (--loss {x['loss']} --d-output {x['d_output']}"
+                             f" --g-average {x['g_average']:g})" for x in recipes)
     print(f"bench: {mode} mode, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
     for x in recipes:

@@ -217,7 +217,13 @@ def test_the_table_gives_the_median_and_the_worst_seed():
             for seed, acc, fd, step in ((0, 0.9, 20.0, 0.1), (1, 0.5, 90.0, 0.3), (2, 0.95, 10.0, 0.2))}
     runs["v/seed-3"] = {"variant": "v", "seed": 3, "scores": {}, "step_seconds": None,
                         "stopped": {"status": 3, "iteration": 7}}
+    runs["v/seed-0"]["latest_weights_scores"] = {"10": report(0.8, 30.0)}
+    runs["v/seed-2"]["latest_weights_scores"] = {"10": report(0.85, 40.0)}
     text = ablate.table({"settings": {"samples": 10}, "variants": {"v": ["--loss", "stable"]}, "runs": runs})
     assert "| v | 3, stopped: 3 | 0.900 | 0.500 (seed 1) | 20.000 | 90.000 (seed 1) | 2.000 | 9.000 (seed 1) |" in text
+    # The runs scored with G's latest weights as well (--g-average) get a row of their own, under the variant's.
+    assert ("| v, G's latest weights | 2, stopped: 3 | 0.825 | 0.800 (seed 0) | 35.000 | 40.000 (seed 2) | 3.500 | "
+            "4.000 (seed 2) |") in text
+    assert text.index("| v | 3,") < text.index("| v, G's latest weights |")
     assert "| v | 3 | 200.0 | 5.00 |" in text
     assert "- `v`: `python train.py --loss stable`" in text

@@ -244,12 +244,18 @@ def test_bench_against_times_two_recipes_side_by_side(capsys):
     # The linear logit drops D's batchnorm over [batch, 1] and its lrelu: a few FLOPs per image, not one in 10,000.
     assert repaired["gflop_per_it"] == pytest.approx(original["gflop_per_it"], rel=1e-4)
     assert "recipes" not in run_bench(capsys, "--iterations", "2", "--warmup", "1")
+    # --g-average adds the averages' update to the G update, and nothing to the D update.
+    averaged, original = run_bench(capsys, "--iterations", "2", "--warmup", "1", "--g-average", "0.9",
+                                   "--against", "original")["recipes"]
+    assert (averaged["g_average"], original["g_average"]) == (0.9, 0.0)
+    assert averaged["gflop_per_run"]["D update+evaluation"] == original["gflop_per_run"]["D update+evaluation"]
+    assert averaged["gflop_per_run"]["G update+evaluation"] > original["gflop_per_run"]["G update+evaluation"]
 
 
 def test_bench_against_prints_both_tables_and_the_ratios(capsys):
     assert bench.main([*SMALL_FLAGS, "--iterations", "2", "--warmup", "1", "--against", "repaired"]) == 0
     out = capsys.readouterr().out
-    assert "recipe original (--loss clipped --d-output original) against recipe repaired" in out
+    assert "recipe original (--loss clipped --d-output original --g-average 0) against recipe repaired" in out
     assert out.count("iterations/second") == 3
     assert re.search(r"^original / repaired: iterations/second [\d.]+, ms per D step [\d.]+, ms per G step [\d.]+$",
                      out, re.M)

@@ -158,8 +158,8 @@ def lock(path, wait=True):
 
 
 def held_elsewhere(run_dir):
-    """Whether another ablation holds the run's lock."""
-    if not os.path.isdir(os.path.dirname(run_dir)):
+    """Whether another ablation holds the run's lock (a lock file nobody made is nobody's, and is not made here)."""
+    if not os.path.exists(run_dir + LOCK_SUFFIX):
         return False
     held = lock(run_dir + LOCK_SUFFIX, wait=False)
     if held is None:
@@ -279,9 +279,9 @@ class Ablation:
         """Iterations to train and scores to make, leaving out the runs another ablation is training now."""
         iterations = scores = 0
         for variant, seed in self.plan:
-            entry = self.record.entry(variant, seed)
-            if entry["stopped"] is None and not held_elsewhere(self.run_dir(variant, seed)):
-                iterations += max(0, self.args.iterations - iterations_done(self.run_dir(variant, seed)))
+            entry, run_dir = self.record.entry(variant, seed), self.run_dir(variant, seed)
+            if entry["stopped"] is None and not held_elsewhere(run_dir):
+                iterations += max(0, self.args.iterations - iterations_done(run_dir))
                 scores += sum(str(b) not in entry["scores"] for b in self.budgets)
         return iterations, scores
 

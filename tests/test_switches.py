@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_twin
+from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_twin
 
 from dcgan_mnist import compare, evaluate, generate, run, settings, shapes
 from dcgan_mnist import judge as judge_module
@@ -149,6 +149,14 @@ def test_g_average_adds_the_averages_and_leaves_training_unchanged():
         assert not np.allclose(average, gen_weights[-1][k])
     # The sampler draws with the averages, so its images differ.
     assert not np.allclose(images_avg, images)
+
+
+def test_with_g_average_the_original_still_matches_in_lockstep(tmp_path, capsys):
+    original = write_twin(tmp_path / "original-checkout")
+    flags = ["--original", original, "--iterations", "3", "--batch-size", "6", *TINY_MODEL, "--json"]
+    assert compare.main([*flags, "--g-average", "0.9"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["match"] and report["summary"]["lockstep"] == {"rows": 13, "differ": 0}
 
 
 def test_g_average_leaves_the_layer_list_and_is_validated():

@@ -226,7 +226,8 @@ def test_a_run_saved_before_the_switches_is_rebuilt_as_the_original():
 @pytest.fixture(scope="module")
 def repaired_runs(tmp_path_factory):
     """The same seed trained 8 iterations as the original, as the repaired recipe in one go, as the repaired
-    recipe in two resumed chunks of 4, and as the repaired recipe with --g-average 0.9 in one go and in chunks."""
+    recipe in two resumed chunks of 4, as the recipe's two fixes without an average of G's weights (--g-average 0),
+    and with --g-average 0.9 in one go and in chunks."""
     tmp = tmp_path_factory.mktemp("switches")
     data = str(tmp / "data")
     write_mnist(data)
@@ -236,6 +237,8 @@ def repaired_runs(tmp_path_factory):
     assert train_main(tiny_args(data, out, "repaired", *seed, "--recipe", "repaired", "--max-iterations", "8")) == 0
     assert train_main(tiny_args(data, out, "chunks", *seed, "--recipe", "repaired", "--max-iterations", "4")) == 0
     assert train_main(["--resume", os.path.join(out, "chunks"), "--max-iterations", "8"]) == 0
+    assert train_main(tiny_args(data, out, "two-fixes", *seed, "--recipe", "repaired", "--g-average", "0",
+                                "--max-iterations", "8")) == 0
     averaged = ["--recipe", "repaired", "--g-average", "0.9"]
     assert train_main(tiny_args(data, out, "averaged", *seed, *averaged, "--max-iterations", "8")) == 0
     assert train_main(tiny_args(data, out, "averaged-chunks", *seed, *averaged, "--max-iterations", "4")) == 0
@@ -305,20 +308,20 @@ def test_a_g_average_run_trains_as_without_resumes_exactly_and_draws_its_grids_w
     saved = json.loads((repaired_runs / "averaged-chunks" / "settings.json").read_text())
     assert (saved["recipe"], saved["loss"], saved["d_output"], saved["g_average"]) == ("repaired", "stable", "linear",
                                                                                      0.9)
-    assert run_dir_metrics(repaired_runs / "averaged") == run_dir_metrics(repaired_runs / "repaired")
+    assert run_dir_metrics(repaired_runs / "averaged") == run_dir_metrics(repaired_runs / "two-fixes")
     whole = checkpoint_tensors(repaired_runs / "averaged")
     chunks = checkpoint_tensors(repaired_runs / "averaged-chunks")
-    without = checkpoint_tensors(repaired_runs / "repaired")
+    without = checkpoint_tensors(repaired_runs / "two-fixes")
     assert sorted(whole) == sorted(chunks) == sorted([*without, *(f"gen_W{i}/ExponentialMovingAverage"
                                                                    for i in range(1, 5))])
     for name, value in whole.items():
         np.testing.assert_array_equal(chunks[name], value, err_msg=name)
-        if name in without and not name.startswith("train_state/sample"):
+        if name in without:
             np.testing.assert_array_equal(without[name], value, err_msg=name)
     # Grid 0 comes after a D update, when the averages still equal G's weights; the later ones differ.
-    vis = {name: sorted(os.listdir(repaired_runs / f"vis-{name}")) for name in ("averaged", "repaired")}
-    assert vis["averaged"] == vis["repaired"] == [f"sample_000{i}.jpg" for i in range(4)]
-    same = [(repaired_runs / "vis-averaged" / f).read_bytes() == (repaired_runs / "vis-repaired" / f).read_bytes()
+    vis = {name: sorted(os.listdir(repaired_runs / f"vis-{name}")) for name in ("averaged", "two-fixes")}
+    assert vis["averaged"] == vis["two-fixes"] == [f"sample_000{i}.jpg" for i in range(4)]
+    same = [(repaired_runs / "vis-averaged" / f).read_bytes() == (repaired_runs / "vis-two-fixes" / f).read_bytes()
             for f in vis["averaged"]]
     assert same == [True, False, False, False]
 
@@ -333,7 +336,7 @@ def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_r
     assert "with the average of G's weights (decay 0.9)" in message
     latest, message = drawn("averaged", "--latest-weights")
     assert "with G's latest weights" in message
-    without, message = drawn("repaired")
+    without, message = drawn("two-fixes")
     assert "weights" not in message
     np.testing.assert_array_equal(latest, without)
     assert np.abs(averaged - latest).max() > 1e-3

@@ -61,6 +61,22 @@ def test_every_run_is_scored_at_every_budget(ablation):
     assert record["variants"] == {"original": [], "repaired": ["--recipe", "repaired"]}
 
 
+def test_a_run_with_an_average_of_gs_weights_is_scored_with_its_latest_weights_too(ablation):
+    tmp, _, _, record = ablation
+    repaired, original = record["runs"]["repaired/seed-0"], record["runs"]["original/seed-0"]
+    assert "latest_weights_scores" not in original
+    assert sorted(repaired["latest_weights_scores"]) == ["2", "4"]
+    for budget in ("2", "4"):
+        averaged, latest = repaired["scores"][budget], repaired["latest_weights_scores"][budget]
+        assert (averaged["weights"], latest["weights"]) == ("the average of G's weights (decay 0.99)",
+                                                            "G's latest weights")
+        assert averaged["iterations"] == latest["iterations"] == int(budget)
+        assert averaged["generated"]["frechet"] != latest["generated"]["frechet"]
+    accuracy = repaired["latest_weights_scores"]["4"]["generated"]["judge_accuracy"]
+    assert f"| repaired, G's latest weights | 1 | {accuracy:.3f} | {accuracy:.3f} (seed 0) |" in \
+        (tmp / "out" / ablate.TABLE_FILE).read_text()
+
+
 def test_the_runs_are_ordinary_run_directories_equal_to_unchunked_runs(ablation):
     tmp, data_dir, _, _ = ablation
     for variant, switches in (("original", ("original", "clipped", "original")),
@@ -143,9 +159,12 @@ def test_an_interrupted_ablation_continues_to_the_same_result(ablation, tmp_path
     scored.clear()
     interrupt_at.clear()
     assert ablate.main(ablate_args(data_dir, out, judges)) == 0
-    assert [os.path.basename(path) for path in scored] == ["ckpt-4", "ckpt-2", "ckpt-4"]  # "2" was kept
+    # The original's score at 2 was kept; the recipe's checkpoints are scored with the average and the latest weights.
+    assert [os.path.basename(path) for path in scored] == ["ckpt-4", "ckpt-2", "ckpt-2", "ckpt-4", "ckpt-4"]
     resumed = json.loads((out / ablate.RECORD_FILE).read_text())
     assert generated(resumed) == generated(record)
+    assert ({b: r["generated"] for b, r in resumed["runs"]["repaired/seed-0"]["latest_weights_scores"].items()}
+            == {b: r["generated"] for b, r in record["runs"]["repaired/seed-0"]["latest_weights_scores"].items()})
     for variant in ("original", "repaired"):
         assert (run_dir_metrics(out / "runs" / variant / "seed-0")
                 == run_dir_metrics(ablation[0] / "out" / "runs" / variant / "seed-0"))

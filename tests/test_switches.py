@@ -200,11 +200,11 @@ def test_without_the_output_batchnorm_d_can_score_a_whole_batch_as_real():
 
 def test_recipe_sets_the_switches_and_a_switch_given_overrides_it():
     s = settings.parse_settings(["--recipe", "repaired"])
-    assert (s.recipe, s.loss, s.d_output) == ("repaired", "stable", "linear")
-    s = settings.parse_settings(["--recipe", "repaired", "--d-output", "lrelu"])
-    assert (s.loss, s.d_output) == ("stable", "lrelu")
+    assert (s.recipe, s.loss, s.d_output, s.g_average) == ("repaired", "stable", "linear", 0.99)
+    s = settings.parse_settings(["--recipe", "repaired", "--d-output", "lrelu", "--g-average", "0"])
+    assert (s.loss, s.d_output, s.g_average) == ("stable", "lrelu", 0.0)
     s = settings.parse_settings(["--loss", "stable"])
-    assert (s.recipe, s.loss, s.d_output) == ("original", "stable", "original")
+    assert (s.recipe, s.loss, s.d_output, s.g_average) == ("original", "stable", "original", 0.0)
 
 
 def test_the_flags_offer_exactly_the_models_choices():
@@ -248,7 +248,8 @@ def repaired_runs(tmp_path_factory):
 
 def test_the_recipe_and_its_switches_are_recorded_and_resume_exactly(repaired_runs):
     saved = json.loads((repaired_runs / "chunks" / "settings.json").read_text())
-    assert (saved["recipe"], saved["loss"], saved["d_output"]) == ("repaired", "stable", "linear")
+    assert (saved["recipe"], saved["loss"], saved["d_output"], saved["g_average"]) == ("repaired", "stable", "linear",
+                                                                                     0.99)
     chunks, whole = run_dir_metrics(repaired_runs / "chunks"), run_dir_metrics(repaired_runs / "repaired")
     assert chunks == whole and len(whole) == 8
     # The recipe changed the computation: the same seed gives other numbers than the original.
@@ -267,7 +268,7 @@ def test_shapes_and_compare_rebuild_the_runs_switches_from_its_directory(repaire
     assert shapes.main(["--checkpoint", run_dir]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == ("batch size 16, sampler batch 4, dim_z 8, dim_W1 16, dim_W2 8, dim_W3 4, "
-                                   "loss stable, d_output linear")
+                                   "loss stable, d_output linear, g_average 0.99")
     # D on real images: h4_matmul [16,1] is the last step, and the call returns it.
     d_table = out.split("== D on real images")[1].split("==")[1]
     assert "h4_bn" not in d_table and "h4_lrelu" not in d_table
@@ -283,7 +284,7 @@ def test_shapes_and_compare_rebuild_the_runs_switches_from_its_directory(repaire
     assert report["summary"]["variables"] == {"rows": 8, "differ": 0}
     assert report["first_divergence"]["name"] == "discriminate/#16"
     assert compare.main(["--original", original, "--checkpoint", run_dir, "--iterations", "2"]) == 1
-    assert "(expected: loss='stable', d_output='linear' departs from the original on purpose" in \
+    assert "(expected: loss='stable', d_output='linear', g_average=0.99 departs from the original on purpose" in \
         capsys.readouterr().out
 
 

@@ -140,6 +140,6 @@ def generate_command(argv):
             np.savez(f, images=images[..., 0].astype(np.float32), labels=labels, z=Z)
     kind = "interpolations" if args.interpolate else "samples"
     print(f"wrote {args.out}: digits {','.join(map(str, args.digits))}, {n_cols} {kind} each, seed {seed}, "
-          f"from {generator.checkpoint}" + (f" with {generator.weights}" if generator.settings.get("g_average") else "")
+          f"from {generator.checkpoint}" + (f" with {generator.weights}" if generator.model.g_average else "")
           + (f"; raw samples in {args.npz}" if args.npz else ""))
     return 0

@@ -346,10 +346,11 @@ class Ablation:
                         raise CommandError(f"{run_dir} ends at iteration {iterations_done(run_dir)}, its last epoch, "
                                            f"before {budget}: lower --iterations")
                 started = time.perf_counter()
-                report = self.score(run_dir, budget)
-                if report["g_average"]:  # the same run without the average: what the average alone changes
-                    latest = self.score(run_dir, budget, latest=True)
-                    entry.setdefault("latest_weights_scores", {})[str(budget)] = latest
+                # A run trained with --g-average is also scored with G's latest weights: what the average changes.
+                averaged = run.switches_of(run.load_settings(run_dir, "--out"))["g_average"] > 0
+                report, *latest = self.score(run_dir, budget, [False, True] if averaged else [False])
+                if latest:
+                    entry.setdefault("latest_weights_scores", {})[str(budget)] = latest[0]
                 progress.scored_one(time.perf_counter() - started)
                 entry["scores"][str(budget)] = report
                 entry["step_seconds"] = statistics.median(record["seconds"] for record in metrics(run_dir))
@@ -386,13 +387,13 @@ class Ablation:
             flags += ["--data-dir", a.data_dir]
         return train_main(flags)
 
-    def score(self, run_dir, budget, latest=False):
+    def score(self, run_dir, budget, latest_choices):
         a = self.args
         flags = ["--checkpoint", os.path.join(run.checkpoint_dir(run_dir), f"{run.PREFIX}-{budget}"),
-                 "--samples", str(a.samples), "--threads", str(a.threads)] + (["--latest-weights"] if latest else [])
+                 "--samples", str(a.samples), "--threads", str(a.threads)]
         if a.judge_dir is not None:
             flags += ["--judge-dir", a.judge_dir]
-        return evaluate_module.evaluate_run(evaluate_module.build_parser().parse_args(flags))
+        return evaluate_module.evaluate_weights(evaluate_module.build_parser().parse_args(flags), latest_choices)
 
     def write_table(self):
         run.write_atomically(os.path.join(self.out, TABLE_FILE), table(self.record.data))

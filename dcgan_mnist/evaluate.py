@@ -281,26 +281,39 @@ def load_run_split(settings, args):
 
 
 def evaluate_run(args):
-    generator = TrainedGenerator(args.checkpoint, threads=args.threads, latest=args.latest_weights)
+    """evaluate's report of the checkpoint ``args.checkpoint``."""
+    return evaluate_weights(args, [args.latest_weights])[0]
+
+
+def evaluate_weights(args, latest_choices):
+    """One report per choice of G's weights in ``latest_choices`` (True: G's latest weights, as --latest-weights),
+    all on the same z and labels; the data, the judge and the real images' scores are loaded and computed once."""
+    reports, references, judge = [], {}, None
     try:
-        settings = generator.settings
-        (trX, vaX, teX, trY, vaY, teY), data_info = load_run_split(settings, args)
-        judge = judge_for(data_info["dataset"], data_info["data_dir"], args.judge_dir, args.threads)
-        try:
-            scores = score(generator.sample, args.samples, settings["visualize_dim"], settings["dim_z"],
-                           (vaX, vaY, trX, trY, teX, teY), judge, np.random.RandomState(args.seed))
-        finally:
-            judge.close()
+        for latest in latest_choices:
+            generator = TrainedGenerator(args.checkpoint, threads=args.threads, latest=latest)
+            try:
+                settings = generator.settings
+                if judge is None:
+                    (trX, vaX, teX, trY, vaY, teY), data_info = load_run_split(settings, args)
+                    judge = judge_for(data_info["dataset"], data_info["data_dir"], args.judge_dir, args.threads)
+                    data_info.update(train_images=len(trX), validation_images=len(vaX), test_images=len(teX))
+                scores = score(generator.sample, args.samples, settings["visualize_dim"], settings["dim_z"],
+                               (vaX, vaY, trX, trY, teX, teY), judge, np.random.RandomState(args.seed), references)
+            finally:
+                generator.close()
+            reports.append({
+                "run_dir": generator.run.run_dir, "checkpoint": os.path.basename(generator.checkpoint),
+                "iterations": generator.run.iteration, **switches_of(settings), "weights": generator.weights,
+                "data": data_info, "samples": args.samples, "samples_per_batch": settings["visualize_dim"],
+                "seed": args.seed,
+                "judge": {"directory": judge.directory, **{k: judge.info[k] for k in
+                                                           ("test_accuracy", "train_images", "test_images")}},
+                **scores})
     finally:
-        generator.close()
-    data_info.update(train_images=len(trX), validation_images=len(vaX), test_images=len(teX))
-    return {"run_dir": generator.run.run_dir, "checkpoint": os.path.basename(generator.checkpoint),
-            "iterations": generator.run.iteration, **switches_of(settings), "weights": generator.weights,
-            "data": data_info, "samples": args.samples, "samples_per_batch": settings["visualize_dim"],
-            "seed": args.seed,
-            "judge": {"directory": judge.directory, **{k: judge.info[k] for k in
-                                                       ("test_accuracy", "train_images", "test_images")}},
-            **scores}
+        if judge is not None:
+            judge.close()
+    return reports
 
 
 def table(report):

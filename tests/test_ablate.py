@@ -138,14 +138,14 @@ def test_an_interrupted_ablation_continues_to_the_same_result(ablation, tmp_path
     _, data_dir, judges, record = ablation
     monkeypatch.setitem(judge_module.RECIPE, "steps", JUDGE_STEPS)
     scored, interrupt_at = [], [2]
-    evaluate_run = evaluate.evaluate_run
+    evaluate_weights = evaluate.evaluate_weights
 
-    def stopped_at_the_second_score(args):
-        scored.append(args.checkpoint)
+    def stopped_at_the_second_score(args, latest_choices):
+        scored.append((os.path.basename(args.checkpoint), latest_choices))
         if len(scored) in interrupt_at:
             raise KeyboardInterrupt
-        return evaluate_run(args)
-    monkeypatch.setattr(evaluate, "evaluate_run", stopped_at_the_second_score)
+        return evaluate_weights(args, latest_choices)
+    monkeypatch.setattr(evaluate, "evaluate_weights", stopped_at_the_second_score)
     out = tmp_path / "out"
     assert ablate.main(ablate_args(data_dir, out, judges)) == 130
     assert "run the same command again to continue" in capsys.readouterr().err
@@ -160,7 +160,7 @@ def test_an_interrupted_ablation_continues_to_the_same_result(ablation, tmp_path
     interrupt_at.clear()
     assert ablate.main(ablate_args(data_dir, out, judges)) == 0
     # The original's score at 2 was kept; the recipe's checkpoints are scored with the average and the latest weights.
-    assert [os.path.basename(path) for path in scored] == ["ckpt-4", "ckpt-2", "ckpt-2", "ckpt-4", "ckpt-4"]
+    assert scored == [("ckpt-4", [False]), ("ckpt-2", [False, True]), ("ckpt-4", [False, True])]
     resumed = json.loads((out / ablate.RECORD_FILE).read_text())
     assert generated(resumed) == generated(record)
     assert ({b: r["generated"] for b, r in resumed["runs"]["repaired/seed-0"]["latest_weights_scores"].items()}

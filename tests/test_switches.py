@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_twin
 
-from dcgan_mnist import compare, evaluate, generate, run, settings, shapes
+from dcgan_mnist import cli, compare, evaluate, generate, run, settings, shapes
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
@@ -352,5 +352,10 @@ def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_r
     assert reports[False]["weights"] == "the average of G's weights (decay 0.9)"
     assert reports[True]["weights"] == "G's latest weights"
     assert reports[False]["generated"]["frechet"] != reports[True]["generated"]["frechet"]
+    # Both choices scored on one load of the data and the judge (as ablate does) give the same two reports.
+    args = evaluate.build_parser().parse_args(["--checkpoint", str(repaired_runs / "averaged"), "--samples", "20",
+                                               "--judge-dir", str(repaired_runs / "judges")])
+    both = json.loads(cli.dumps(evaluate.evaluate_weights(args, [False, True])))
+    assert both == [reports[False], reports[True]]
     assert shapes.main(["--checkpoint", str(repaired_runs / "averaged")]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("loss stable, d_output linear, g_average 0.9")

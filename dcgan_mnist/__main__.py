@@ -8,13 +8,13 @@ import sys
 
 COMMANDS = {
     "train": ("dcgan_mnist.train", "train the model (same as python train.py)"),
-    "compare": ("dcgan_mnist.compare", "prove numerical parity with a checkout of the original"),
-    "shapes": ("dcgan_mnist.shapes", "print every layer's shape, read from the built graph"),
-    "generate": ("dcgan_mnist.generate", "draw a class-ordered grid of digits from a trained run"),
-    "gif": ("dcgan_mnist.gif", "turn the vis/ sample series into an animated GIF"),
-    "evaluate": ("dcgan_mnist.evaluate", "score a trained generator (NNC/NND, judge accuracy, Frechet distance)"),
-    "bench": ("dcgan_mnist.bench", "time the real training loop"),
-    "ablate": ("dcgan_mnist.ablate", "train and score the original, each fix and the repaired recipe"),
+    "compare": ("dcgan_mnist.tools.compare", "prove numerical parity with a checkout of the original"),
+    "shapes": ("dcgan_mnist.tools.shapes", "print every layer's shape, read from the built graph"),
+    "generate": ("dcgan_mnist.tools.generate", "draw a class-ordered grid of digits from a trained run"),
+    "gif": ("dcgan_mnist.tools.gif", "turn the vis/ sample series into an animated GIF"),
+    "evaluate": ("dcgan_mnist.tools.evaluate", "score a trained generator (NNC/NND, judge accuracy, Frechet distance)"),
+    "bench": ("dcgan_mnist.tools.bench", "time the real training loop"),
+    "ablate": ("dcgan_mnist.tools.ablate", "train and score the original, each fix and the repaired recipe"),
 }
 
 

@@ -23,7 +23,7 @@ class CommandError(Exception):
         self.status = status
 
 
-def run(main, argv=None):
+def run_command(main, argv=None):
     """Call ``main(argv)`` and turn a CommandError into its message and exit status."""
     try:
         return main(argv)
@@ -32,46 +32,44 @@ def run(main, argv=None):
         return e.status
 
 
-def _whole_number(text, minimum, wanted):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-    return value
+SEED_LIMIT = 2**32  # numpy's legacy seeding takes 0 <= seed < 2**32
 
 
-def positive_int(text):
-    """argparse type: a whole number of at least 1."""
-    return _whole_number(text, 1, "a positive integer")
+class Kind:
+    """What values a setting takes: ``wanted`` says it in words; ``accepts(value)`` checks a value of the
+    right Python type; ``parse(text)`` is its argparse type."""
+
+    def __init__(self, wanted, python, accepts=lambda value: True, choices=None):
+        self.wanted, self.python, self.accepts, self.choices = wanted, python, accepts, choices
+
+    def valid(self, value):
+        if self.python is float:
+            typed = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:  # an int must not be a bool or 16.0; a str must be a str
+            typed = type(value) is self.python
+        return typed and self.accepts(value)
+
+    def parse(self, text):
+        try:
+            value = self.python(text)
+        except ValueError:
+            value = None
+        if value is None or not self.valid(value):
+            raise argparse.ArgumentTypeError(f"expected {self.wanted}, got {text!r}")
+        return value
 
 
-def non_negative_int(text):
-    """argparse type: a whole number of at least 0."""
-    return _whole_number(text, 0, "an integer of 0 or more")
+POSITIVE_INT = Kind("a positive integer", int, lambda v: v >= 1)
+NON_NEGATIVE_INT = Kind("an integer of 0 or more", int, lambda v: v >= 0)
+POSITIVE_FLOAT = Kind("a positive number", float, lambda v: v > 0)
+DECAY = Kind("a number from 0 up to (not including) 1", float, lambda v: 0 <= v < 1)
+SEED = Kind(f"an integer from 0 to {SEED_LIMIT - 1}", int, lambda v: 0 <= v < SEED_LIMIT)
+TEXT = Kind("a text", str)
+SWITCH = Kind("true or false", bool)
 
 
-def positive_float(text):
-    """argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def decay(text):
-    """argparse type: a number in [0, 1), the weight a moving average gives its past."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, got {text!r}")
-    return value
+def choice(*values):
+    return Kind("one of " + ", ".join(values), str, lambda v: v in values, choices=values)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -80,9 +78,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         if (action.default in (None, argparse.SUPPRESS) or action.nargs == 0 or "%(default)" in text
-                or "default" in text):
+                or "(default" in text):
             return text
         return text + " (default: %(default)s)"
+
+
+def add_json_flag(parser, what):
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON instead of a table")
 
 
 def parser(prog, description):

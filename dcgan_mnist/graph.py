@@ -43,7 +43,7 @@ def read_after(train_op, weights):
 
 
 class TrainingGraph:
-    def __init__(self, model: DCGAN, learning_rate=0.0002, visualize_dim=196):
+    def __init__(self, model: DCGAN, learning_rate, visualize_dim):
         self.model = model
         (self.Z, self.Y, self.image_real,
          self.d_cost, self.g_cost, self.p_real, self.p_gen) = model.build_model()

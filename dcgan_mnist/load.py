@@ -15,10 +15,11 @@ import socket
 import struct
 import tempfile
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
-from .cli import positive_float
+from .cli import POSITIVE_FLOAT
 from .model import _tf
 
 data_dir = 'data/'
@@ -150,9 +151,19 @@ def mnist(data_dir=None):
     return trX, teX, trY, teY
 
 
+class Splits(NamedTuple):
+    """The data of a run, in the original's order (it unpacks as ``trX, vaX, teX, trY, vaY, teY``)."""
+    trX: np.ndarray
+    vaX: np.ndarray
+    teX: np.ndarray
+    trY: np.ndarray
+    vaY: np.ndarray
+    teY: np.ndarray
+
+
 def mnist_with_valid_set(data_dir=None, valid_size=10000):
-    """``trX, vaX, teX, trY, vaY, teY``: the training rows in one random order (the original's single
-    ``np.random.shuffle`` draw), the last ``valid_size`` of them held out for validation."""
+    """``Splits``: the training rows in one random order (the original's single ``np.random.shuffle`` draw), the
+    last ``valid_size`` of them held out for validation."""
     trX, teX, trY, teY = mnist(data_dir)
     if not 0 <= valid_size < len(trX):
         raise DataError(f"--valid-size {valid_size} must be at least 0 and less than the {len(trX)} training "
@@ -162,7 +173,7 @@ def mnist_with_valid_set(data_dir=None, valid_size=10000):
     trX = trX[train_inds]
     trY = trY[train_inds]
     n_train = len(trX) - valid_size
-    return trX[:n_train], trX[n_train:], teX, trY[:n_train], trY[n_train:], teY
+    return Splits(trX[:n_train], trX[n_train:], teX, trY[:n_train], trY[n_train:], teY)
 
 
 def download_timeout():
@@ -171,7 +182,7 @@ def download_timeout():
     if not text:
         return DOWNLOAD_TIMEOUT
     try:
-        return positive_float(text)
+        return POSITIVE_FLOAT.parse(text)
     except argparse.ArgumentTypeError as e:
         raise DataError(f"{TIMEOUT_VARIABLE} (download timeout in seconds): {e}") from None
 

@@ -17,7 +17,6 @@ sample inputs. The Saver writes a checkpoint under temporary names and updates t
 last, so a crash mid-write leaves the previous checkpoint the latest one.
 """
 import glob
-import json
 import os
 import re
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from .cli import CommandError
 from .model import DCGAN, DIM_Y, tf
-from .settings import MODEL_WIDTHS, RECIPES
+from .settings import Settings
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -56,25 +55,16 @@ def iteration_of(prefix):
 
 def save_settings(settings, run_dir):
     """Write settings.json whole or not at all (a full disk never leaves half a file)."""
-    values = settings if isinstance(settings, dict) else vars(settings)
-    path = os.path.join(run_dir, SETTINGS_FILE)
-    write_atomically(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+    write_atomically(os.path.join(run_dir, SETTINGS_FILE), settings.to_json())
 
 
 def load_settings(run_dir, flag):
+    """The run's Settings, every field checked (``Settings.from_file``)."""
     path = os.path.join(run_dir, SETTINGS_FILE)
     if not os.path.isfile(path):
         raise CommandError(f"{flag} {run_dir!r}: no {SETTINGS_FILE} there; expected a run directory written by "
                            f"train.py")
-    try:
-        with open(path) as f:
-            settings = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CommandError(f"{path} cannot be read ({e}); the file is damaged or truncated. The settings the run "
-                           f"was started with are needed to rebuild it") from None
-    if not isinstance(settings, dict) or "batch_size" not in settings:
-        raise CommandError(f"{path} holds no training settings; is this a run directory written by train.py?")
-    return settings
+    return Settings.from_file(path)
 
 
 def write_atomically(path, text):
@@ -147,7 +137,7 @@ def find_checkpoint(path, flag):
 
 
 class Run:
-    """A trained run opened from a run directory or one of its checkpoints: ``settings`` (a dict),
+    """A trained run opened from a run directory or one of its checkpoints: ``settings`` (its Settings),
     ``checkpoint`` (the prefix to restore) and ``iteration`` (iterations done when it was written)."""
 
     def __init__(self, path, flag="--checkpoint"):
@@ -208,24 +198,11 @@ def write_failure(error):
 
 # ---- the model of a run ----
 
-def switches_of(settings):
-    """The switches (loss, d_output, g_average) of a run's settings; a run saved before a switch existed has the
-    original's value of it."""
-    s = settings if isinstance(settings, dict) else vars(settings)
-    return {name: s.get(name, value) for name, value in RECIPES["original"].items()}
-
-
-def graph_settings(settings):
-    """What a run's graph is built from: its batch size, model widths and switches."""
-    s = settings if isinstance(settings, dict) else vars(settings)
-    return {"batch_size": s["batch_size"], **{name: s[name] for name in MODEL_WIDTHS}, **switches_of(s)}
-
-
 def model_from_settings(settings, batch_size=None):
-    """The run's DCGAN (the original's variables and sizes, the run's switches), at its batch size unless another
-    is given."""
-    built = graph_settings(settings)
-    return DCGAN(dim_y=DIM_Y, **{**built, "batch_size": batch_size or built["batch_size"]})
+    """The DCGAN of ``settings`` (the original's variables, the run's widths and switches), at its batch size
+    unless another is given."""
+    return DCGAN(batch_size=batch_size or settings.batch_size, dim_y=DIM_Y, **settings.widths(),
+                 **settings.switches())
 
 
 class TrainState:

@@ -1,51 +1,255 @@
-"""Every setting of a training run: the original train.py's values as defaults, each a flag.
+"""Every setting, defined once: its type, default, allowed values, help and whether it defines the run.
 
-This is the one place settings are defined and parsed; train.py, bench, compare and shapes take their
-model flags from here. Nothing here imports TensorFlow (model.py imports it on first use).
+``Settings`` is the whole contract of a training run. train.py's flags are made from its fields,
+settings.json is written from it and read back into it, and building one checks every field (type,
+range, choice), so a damaged or hand-edited settings.json is refused with the field and the file named.
+The other commands take the flags they share with training (data, seed, threads, judge, model widths,
+the switches) from the same fields with ``add_flags``; ``Evaluation`` is the same for the scores'
+options. Nothing here imports TensorFlow.
 """
 import argparse
+import dataclasses
+import json
 import time
+from dataclasses import dataclass, field
 
-from .cli import CommandError, HelpFormatter, decay, non_negative_int, positive_float, positive_int
+import numpy as np
+
+from .cli import (
+    DECAY,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    SEED,
+    SEED_LIMIT,
+    SWITCH,
+    TEXT,
+    CommandError,
+    HelpFormatter,
+    Kind,
+    choice,
+)
 from .load import DATASETS
 from .model import D_OUTPUTS, LOSSES
 
-# (name, default, help). The original train.py's settings, with its values.
-ORIGINAL_SETTINGS = [
-    ("n_epochs", 100, "passes over the training split"),
-    ("learning_rate", 0.0002, "Adam learning rate of both optimizers"),
-    ("batch_size", 128, "images per iteration (baked into the placeholders; the partial last batch is dropped)"),
-    ("dim_z", 100, "length of the noise vector z"),
-    ("dim_W1", 1024, "width of the first fully connected layer of G (and last of D)"),
-    ("dim_W2", 128, "channels of the 7x7 maps"),
-    ("dim_W3", 64, "channels of the 14x14 maps"),
-    ("visualize_dim", 196, "samples in each vis/ grid (a square number: 196 = 14x14)"),
-    ("k", 2, "alternation period: D is updated when iteration %% k == 0, G otherwise"),
-    ("step", 200, "write vis/sample_NNNN.jpg every this many iterations"),
-]
-DEFAULT = {name: default for name, default, _ in ORIGINAL_SETTINGS}
+SQUARE = Kind("a square number (the grid is square), such as 196", int,
+              lambda v: v >= 1 and round(v ** 0.5) ** 2 == v)
+
+
+def setting(default, kind, help, group, defines_run=False, optional=False, flag=None, metavar=None):
+    """A field of a settings dataclass. ``optional``: None is allowed too (meaning: see the help)."""
+    return field(default=default, metadata=dict(kind=kind, help=help, group=group, defines_run=defines_run,
+                                                optional=optional, flag=flag, metavar=metavar))
+
+
+ORIGINAL, DATA, OUTPUT, CONTROL, FIXES = ("the original's settings", "data", "output", "control",
+                                          "fixes of the original's training flaws (docs/repaired.md)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One training run. The original train.py's values are the defaults."""
+    n_epochs: int = setting(100, POSITIVE_INT, "passes over the training split", ORIGINAL)
+    learning_rate: float = setting(0.0002, POSITIVE_FLOAT, "Adam learning rate of both optimizers", ORIGINAL, True)
+    batch_size: int = setting(128, POSITIVE_INT, "images per iteration (baked into the placeholders; the partial "
+                              "last batch is dropped)", ORIGINAL, True)
+    dim_z: int = setting(100, POSITIVE_INT, "length of the noise vector z", ORIGINAL, True)
+    dim_W1: int = setting(1024, POSITIVE_INT, "width of the first fully connected layer of G (and last of D)",
+                          ORIGINAL, True)
+    dim_W2: int = setting(128, POSITIVE_INT, "channels of the 7x7 maps", ORIGINAL, True)
+    dim_W3: int = setting(64, POSITIVE_INT, "channels of the 14x14 maps", ORIGINAL, True)
+    visualize_dim: int = setting(196, SQUARE, "samples in each vis/ grid (a square number: 196 = 14x14)",
+                                 ORIGINAL, True)
+    k: int = setting(2, POSITIVE_INT, "alternation period: D is updated when iteration %% k == 0, G otherwise",
+                     ORIGINAL, True)
+    step: int = setting(200, POSITIVE_INT, "write vis/sample_NNNN.jpg every this many iterations", ORIGINAL, True)
+
+    dataset: str = setting("mnist", choice(*DATASETS), "mnist reads (or downloads into) --data-dir; fashion-mnist "
+                           "also finds Debian's dataset-fashion-mnist in /usr/share/datasets/fashion-mnist", DATA,
+                           True)
+    data_dir: str = setting(None, TEXT, "folder with the four IDX files, raw or .gz (default: data/)", DATA, True,
+                            optional=True)
+    valid_size: int = setting(10000, NON_NEGATIVE_INT, "training images held out as the validation split (the "
+                              "original: 10000 of 60000)", DATA, True)
+    download: bool = setting(True, SWITCH, "fail instead of downloading MNIST when --data-dir has no files", DATA,
+                             flag="--no-download")
+
+    vis_dir: str = setting("vis", TEXT, "where sample_NNNN.jpg grids are written", OUTPUT, True)
+    log: str = setting("original", choice("original", "compact"), "original: the six lines per iteration of the "
+                       "original; compact: one line every --log-every iterations, and the post-update numbers are "
+                       "only computed for those", OUTPUT)
+    log_every: int = setting(50, POSITIVE_INT, "iterations between lines in --log compact", OUTPUT)
+    run_dir: str = setting(None, TEXT, "where settings, metrics, checkpoints and TensorBoard events go (default: "
+                           "runs/<timestamp>)", OUTPUT, optional=True)
+    checkpoint_every: int = setting(1000, POSITIVE_INT, "iterations between checkpoints (one is also written when "
+                                    "the run ends or is stopped)", OUTPUT)
+    keep_checkpoints: int = setting(3, POSITIVE_INT, "how many recent checkpoints to keep (each is ~160 MB at the "
+                                    "default sizes)", OUTPUT)
+    eval_every_epoch: bool = setting(False, SWITCH, "score the generator (NNC/NND, judge accuracy, Frechet "
+                                     "distance) after every epoch and at the end of the run, into eval.jsonl",
+                                     OUTPUT)
+    judge_dir: str = setting(None, TEXT, "where the evaluation's digit classifier is cached (default: "
+                             "$XDG_CACHE_HOME/dcgan-mnist/judge, ~/.cache/... when that is unset)", OUTPUT,
+                             optional=True)
+
+    seed: int = setting(None, SEED, "seed numpy and TensorFlow; same seed on CPU = same numbers (default: a fresh "
+                        "seed is drawn, printed and recorded, so every run can be resumed and repeated)", CONTROL,
+                        True, optional=True)
+    max_iterations: int = setting(None, NON_NEGATIVE_INT, "stop after this many iterations of the whole run "
+                                  "(counting from 0, resumes included)", CONTROL, optional=True)
+    threads: int = setting(0, NON_NEGATIVE_INT, "TensorFlow intra/inter-op threads (0: TensorFlow decides)",
+                           CONTROL)
+
+    recipe: str = setting("original", choice("original", "repaired"), "a preset of the switches below: original "
+                          "changes nothing; repaired is --loss stable --d-output linear --g-average 0.99. A switch "
+                          "given as well overrides the recipe's value", FIXES, True)
+    loss: str = setting("clipped", choice(*LOSSES), "clipped (the recipe original's): the original's bce, which "
+                        "clips the raw logits to [1e-7, 1-1e-7] and zeroes their gradient outside it "
+                        "(docs/lessons.md 7); stable: sigmoid cross-entropy on the unclipped logits (the fix for "
+                        "upstream issue #4)", FIXES, True)
+    d_output: str = setting("original", choice(*D_OUTPUTS), "D's last layer, whose output is the logit: original "
+                            "(the recipe original's) is lrelu(batchnorm(matmul)), whose batchnorm over the [B,1] "
+                            "scores makes them batch-relative (docs/lessons.md 8); lrelu drops the batchnorm; "
+                            "linear is the matmul alone. All three use the original's discrim_W4 [dim_W1+10, 1] "
+                            "and no new variable (its 10 label rows act as a bias per digit)", FIXES, True)
+    g_average: float = setting(0.0, DECAY, "0 (the recipe original's): the vis/ grids, generate and evaluate use "
+                               "G's latest weights; DECAY > 0: training also keeps an exponential moving average "
+                               "of G's weights (average = DECAY * average + (1 - DECAY) * weight after each G "
+                               "update) and those use it instead. Training itself is unchanged. Adds one variable "
+                               "per G weight, gen_W1/ExponentialMovingAverage ... gen_W4/ExponentialMovingAverage, "
+                               "saved in the checkpoints; 0.99 measured best (docs/repaired.md)", FIXES, True,
+                               metavar="DECAY")
+
+    def __post_init__(self):
+        check_fields(self)
+
+    @classmethod
+    def from_file(cls, path):
+        """The settings a run saved in ``path`` (settings.json), every field checked: a wrong type, a value out
+        of range, an unknown field or a missing one (a run written by an older version) is a CommandError
+        naming the field and the file."""
+        try:
+            with open(path) as f:
+                values = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CommandError(f"{path} cannot be read ({e}); the file is damaged or truncated. The settings the run "
+                               f"was started with are needed to rebuild it") from None
+        if not isinstance(values, dict):
+            raise CommandError(f"{path} holds no training settings (a JSON object of them); is this a run directory "
+                               f"written by train.py?")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise CommandError(f"{path}: field {unknown[0]!r} is not a setting of this version of dcgan-mnist")
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise CommandError(f"{path}: field {missing[0]!r} is missing; the run was written by an older version "
+                               f"of dcgan-mnist, and filling it with today's default could rebuild another run")
+        try:
+            return cls(**values)
+        except ValueError as e:
+            raise CommandError(f"{path}: {e}") from None
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def switches(self):
+        """The switches this run was built with: loss, d_output and g_average."""
+        return {name: getattr(self, name) for name in SWITCHES}
+
+    def widths(self):
+        return {name: getattr(self, name) for name in MODEL_WIDTHS}
+
+    def describe_switches(self):
+        return describe_switches(self.recipe, self.switches())
+
+
+def same_as(name):
+    """A field like Settings' ``name``, for another settings type."""
+    original = Settings.__dataclass_fields__[name]
+    return field(default=original.default, metadata=original.metadata)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a trained generator is scored (evaluate, ablate): the data, judge and draws of the scores."""
+    samples: int = setting(10000, Kind("2 or more (a Frechet distance needs two samples)", int, lambda v: v >= 2),
+                           "generated images; NNC and NND are reported at 1000 and at this many", "scores")
+    seed: int = setting(0, SEED, "seed of the evaluation's own draws: z, labels, real subsets", "scores")
+    judge_dir: str = same_as("judge_dir")
+    threads: int = same_as("threads")
+    latest_weights: bool = setting(False, SWITCH, "for a run trained with --g-average: use G's latest weights "
+                                   "instead of their average, to see what the average changes", "scores")
+    # None: the run's own.
+    dataset: str = setting(None, choice(*DATASETS), "override the run's data set", "scores", optional=True)
+    data_dir: str = setting(None, TEXT, "override the run's data folder", "scores", optional=True)
+    valid_size: int = setting(None, POSITIVE_INT, "override the run's validation size (another size is not the "
+                              "run's split)", "scores", optional=True)
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def check_fields(settings):
+    for f in dataclasses.fields(settings):
+        value, meta = getattr(settings, f.name), f.metadata
+        if value is None and meta["optional"]:
+            continue
+        if not meta["kind"].valid(value):
+            raise ValueError(f"field {f.name!r} must be {meta['kind'].wanted}"
+                             + (" or null" if meta["optional"] else "") + f", got {value!r}")
+
+
 MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
+SWITCHES = ("loss", "d_output", "g_average")
+DEFAULT = Settings()
 # Presets of the switches that fix the original's training flaws (docs/repaired.md): "original" holds each
 # switch's default, "repaired" the combination the ablation measured best.
-RECIPES = {"original": {"loss": "clipped", "d_output": "original", "g_average": 0.0},
+RECIPES = {"original": DEFAULT.switches(),
            "repaired": {"loss": "stable", "d_output": "linear", "g_average": 0.99}}
+# Settings that define the run: --resume takes these from the run's settings.json and refuses others.
+RUN_DEFINING = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["defines_run"])
+
+
+def describe_switches(recipe, switches):
+    """'recipe repaired (--loss stable --d-output linear --g-average 0.99)': every report's words for a model's
+    switches."""
+    return f"recipe {recipe} (" + " ".join(f"{flag(name)} {value:g}" if isinstance(value, float)
+                                           else f"{flag(name)} {value}" for name, value in switches.items()) + ")"
+
+
+def fresh_seed():
+    """A seed drawn from the system's entropy, as an unseeded numpy would seed itself."""
+    return int(np.random.SeedSequence().entropy % SEED_LIMIT)
 
 
 def flag(name):
     return "--" + name.replace("_", "-")
 
 
-def add_original_setting(parser, name):
-    """Add the original's setting ``name`` as a flag with its default and help."""
-    default, help_text = next((d, h) for n, d, h in ORIGINAL_SETTINGS if n == name)
-    parser.add_argument(flag(name), dest=name, type=positive_float if isinstance(default, float) else positive_int,
-                        default=default, help=help_text)
-
-
-def add_model_flags(parser, names=MODEL_WIDTHS):
-    """The model-width flags (--dim-z, --dim-W1, --dim-W2, --dim-W3), for every command that builds the model."""
+def add_flags(parser, names, source=Settings, **changes):
+    """Add the flags of ``source``'s fields ``names`` to ``parser``. ``changes`` maps a name to what differs for
+    this command: {"default": ..., "help": ..., "required": ...}. Each flag of the package is declared here."""
+    fields = source.__dataclass_fields__
     for name in names:
-        add_original_setting(parser, name)
+        meta, change = fields[name].metadata, changes.get(name, {})
+        default = change.get("default", fields[name].default)
+        help_text = change.get("help", meta["help"])
+        if meta["kind"] is SWITCH:
+            parser.add_argument(meta["flag"] or flag(name), dest=name, help=help_text,
+                                action="store_true" if not default else "store_false")
+        else:
+            kind = meta["kind"]
+            parser.add_argument(meta["flag"] or flag(name), dest=name, type=kind.parse, default=default,
+                                help=help_text, required=change.get("required", False), metavar=meta["metavar"],
+                                choices=kind.choices)
+
+
+def group_names(group):
+    return [f.name for f in dataclasses.fields(Settings) if f.metadata["group"] == group]
 
 
 def build_parser():
@@ -54,93 +258,39 @@ def build_parser():
         description="Train the conditional DCGAN of yihui-he/GAN-MNIST. With no flags this is the original "
                     "program: same settings, same random draws, same console lines and vis/ files.",
         formatter_class=HelpFormatter)
-    g = p.add_argument_group("the original's settings")
-    for name, _, _ in ORIGINAL_SETTINGS:
-        add_original_setting(g, name)
-
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=DATASETS, default="mnist",
-                   help="mnist reads (or downloads into) --data-dir; fashion-mnist also finds Debian's "
-                        "dataset-fashion-mnist in /usr/share/datasets/fashion-mnist")
-    g.add_argument("--data-dir", default=None,
-                   help="folder with the four IDX files, raw or .gz (default: data/)")
-    g.add_argument("--valid-size", type=non_negative_int, default=10000,
-                   help="training images held out as the validation split (the original: 10000 of 60000)")
-    g.add_argument("--no-download", dest="download", action="store_false",
-                   help="fail instead of downloading MNIST when --data-dir has no files")
-
-    g = p.add_argument_group("output")
-    g.add_argument("--vis-dir", default="vis", help="where sample_NNNN.jpg grids are written")
-    g.add_argument("--log", choices=["original", "compact"], default="original",
-                   help="original: the six lines per iteration of the original; compact: one line every "
-                        "--log-every iterations, and the post-update numbers are only computed for those")
-    g.add_argument("--log-every", type=positive_int, default=50, help="iterations between lines in --log compact")
-    g.add_argument("--run-dir", default=None,
-                   help="where settings, metrics, checkpoints and TensorBoard events go "
-                        "(default: runs/<timestamp>)")
-    g.add_argument("--checkpoint-every", type=positive_int, default=1000,
-                   help="iterations between checkpoints (one is also written when the run ends or is stopped)")
-    g.add_argument("--keep-checkpoints", type=positive_int, default=3,
-                   help="how many recent checkpoints to keep (each is ~160 MB at the default sizes)")
-    g.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR (or from one of its checkpoints, RUN_DIR/checkpoints/ckpt-N) "
-                        "exactly where it stopped, with the settings it was started with")
-    g.add_argument("--eval-every-epoch", action="store_true",
-                   help="score the generator (NNC/NND, judge accuracy, Frechet distance) after every epoch "
-                        "and at the end of the run, into eval.jsonl")
-    g.add_argument("--judge-dir", default=None,
-                   help="where the evaluation's digit classifier is cached (default: ~/.cache/dcgan-mnist/judge)")
-
-    g = p.add_argument_group("control")
-    g.add_argument("--seed", type=int, default=None,
-                   help="seed numpy and TensorFlow; same seed on CPU = same numbers (default: a fresh seed is "
-                        "drawn, printed and recorded, so every run can be resumed and repeated)")
-    g.add_argument("--max-iterations", type=non_negative_int, default=None,
-                   help="stop after this many iterations of the whole run (counting from 0, resumes included)")
-    g.add_argument("--threads", type=non_negative_int, default=0,
-                   help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
-
-    add_switches(p.add_argument_group("fixes of the original's training flaws (docs/repaired.md)"))
+    for group in (ORIGINAL, DATA, OUTPUT, CONTROL, FIXES):
+        flags = p.add_argument_group(group)
+        # The switches default to None, meaning "the recipe's value" (resolve_switches).
+        add_flags(flags, group_names(group), **{name: {"default": None} for name in SWITCHES})
+        if group == OUTPUT:
+            flags.add_argument("--resume", default=None, metavar="RUN_DIR",
+                               help="continue the run in RUN_DIR (or from one of its checkpoints, "
+                                    "RUN_DIR/checkpoints/ckpt-N) exactly where it stopped, with the settings it was "
+                                    "started with")
     return p
 
 
-def add_switches(parser):
-    """--recipe and the switches it presets (--loss, --d-output, --g-average), for every command that builds the
-    model; a switch left out takes the recipe's value (``resolve_switches``)."""
-    repaired = " ".join(f"{flag(name)} {value}" for name, value in RECIPES["repaired"].items())
-    parser.add_argument("--recipe", choices=list(RECIPES), default="original",
-                        help=f"a preset of the switches below: original changes nothing; repaired is {repaired}. "
-                             f"A switch given as well overrides the recipe's value")
-    parser.add_argument("--loss", choices=LOSSES, default=None,
-                        help="clipped (the recipe original's): the original's bce, which clips the raw logits to "
-                             "[1e-7, 1-1e-7] and zeroes their gradient outside it (docs/lessons.md 7); stable: "
-                             "sigmoid cross-entropy on the unclipped logits (the fix for upstream issue #4)")
-    parser.add_argument("--d-output", choices=D_OUTPUTS, default=None,
-                        help="D's last layer, whose output is the logit: original (the recipe original's) is "
-                             "lrelu(batchnorm(matmul)), whose batchnorm over the [B,1] scores makes them "
-                             "batch-relative (docs/lessons.md 8); lrelu drops the batchnorm; linear is the matmul "
-                             "alone. All three use the original's discrim_W4 [dim_W1+10, 1] and no new variable "
-                             "(its 10 label rows act as a bias per digit)")
-    parser.add_argument("--g-average", type=decay, default=None, metavar="DECAY",
-                        help="0 (the recipe original's): the vis/ grids, generate and evaluate use G's latest "
-                             "weights; DECAY > 0: training also keeps an exponential moving average of G's weights "
-                             "(average = DECAY * average + (1 - DECAY) * weight after each G update) and those "
-                             "use it instead. Training itself is unchanged. Adds one variable per G weight, "
-                             "gen_W1/ExponentialMovingAverage ... gen_W4/ExponentialMovingAverage, saved in the "
-                             "checkpoints; 0.99 measured best (docs/repaired.md)")
+def model_flags(parser, batch_size=True):
+    """The flags of every command that builds the model: --batch-size, the widths, --recipe and its switches."""
+    add_flags(parser, (("batch_size",) if batch_size else ()) + MODEL_WIDTHS + ("recipe",) + SWITCHES,
+              **{name: {"default": None} for name in SWITCHES})
 
 
-def resolve_switches(args):
-    """Fill each switch not given on the command line with the value of ``args.recipe``."""
-    for name, value in RECIPES[args.recipe].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    return args
+def resolve_switches(values):
+    """``values`` (a dict of flags) with each switch not given (None) taken from its recipe."""
+    recipe = RECIPES[values.get("recipe") or "original"]
+    return {**values, **{name: recipe[name] for name in SWITCHES if values.get(name) is None}}
 
 
-# Settings that define the run; --resume takes these from the run's settings.json and refuses others.
-RUN_DEFINING = [name for name, _, _ in ORIGINAL_SETTINGS if name != "n_epochs"] + [
-    "dataset", "data_dir", "valid_size", "seed", "vis_dir", "recipe", *RECIPES["original"]]
+def settings_from(namespace, **extra):
+    """The Settings of the parsed flags ``namespace`` (fields it has not: the defaults), switches resolved."""
+    values = resolve_switches({**vars(namespace), **extra})
+    return Settings(**{name: values[name] for name in Settings.__dataclass_fields__ if name in values})
+
+
+def evaluation_from(namespace):
+    return Evaluation(**{name: getattr(namespace, name) for name in Evaluation.__dataclass_fields__
+                         if hasattr(namespace, name)})
 
 
 def given_flags(parser, argv):
@@ -150,28 +300,32 @@ def given_flags(parser, argv):
     return set(vars(parser.parse_args(argv)))
 
 
-def parse_settings(argv=None):
-    """The settings of ``python train.py ARGV``. With --resume the result is the run's saved settings, with
-    the flags given now in place of its saved ones; ``saved`` (a dict) is how the run was started."""
-    parser = build_parser()
-    settings = parser.parse_args(argv)
-    side = round(settings.visualize_dim ** 0.5)
-    if side * side != settings.visualize_dim:
-        parser.error(f"--visualize-dim must be a square number (the grid is square), got {settings.visualize_dim}")
-    if settings.run_dir is None and settings.resume is None:
-        settings.run_dir = time.strftime("runs/%Y%m%d-%H%M%S")
-    return resolve_switches(settings)
+def parse_train_flags(argv=None):
+    """(settings, --resume path or None, the names given) of ``python train.py ARGV``."""
+    namespace = build_parser().parse_args(argv)
+    given = given_flags(build_parser(), argv) - {"resume"}
+    if namespace.resume is None and namespace.run_dir is None:
+        namespace.run_dir = time.strftime("runs/%Y%m%d-%H%M%S")
+    return settings_from(namespace), namespace.resume, given
 
 
-def merge_resumed(settings, saved, given, source):
-    """--resume: the run's ``saved`` settings, overridden by the flags ``given`` now, except the ones that
-    define the run, which must agree (``source`` names the file in the error)."""
+def merge_resumed(saved, given, source):
+    """--resume: the run's ``saved`` settings with the flags ``given`` now (a dict) in place of its own, except the
+    ones that define the run, which must agree (``source`` names the file in the error)."""
     for name in RUN_DEFINING:
-        if name in given and getattr(settings, name) != saved.get(name):
-            raise CommandError(f"{flag(name)} {getattr(settings, name)} contradicts the run's setting "
-                               f"{saved.get(name)!r} in {source}; a resumed run keeps the settings that define it")
-    merged = dict(saved)
-    merged.update({name: getattr(settings, name) for name in given})
-    merged.update(resume=settings.resume)
-    return argparse.Namespace(**{**vars(settings), **merged})
+        if name in given and given[name] != getattr(saved, name):
+            raise CommandError(f"{flag(name)} {given[name]} contradicts the run's setting "
+                               f"{getattr(saved, name)!r} in {source}; a resumed run keeps the settings that define it")
+    return saved.replace(**given)
 
+
+def add_checkpoint_flag(parser, use, required=True):
+    """--checkpoint: a run directory written by train.py (its newest checkpoint) or one of its checkpoints."""
+    parser.add_argument("--checkpoint", required=required, metavar="RUN_DIR",
+                        help=f"{use}: a run directory written by train.py (its newest checkpoint) or one of its "
+                             f"checkpoints, RUN_DIR/checkpoints/ckpt-N")
+
+
+def evaluation_flags(parser):
+    """The flags of ``Evaluation``: every command that scores a run."""
+    add_flags(parser, [f.name for f in dataclasses.fields(Evaluation)], source=Evaluation)

@@ -14,68 +14,43 @@ import time
 import numpy as np
 
 from . import cli, run
-from . import settings as settings_module
+from .batches import batches_per_epoch, prepare_batch
 from .cli import CommandError
 from .graph import TrainingGraph, session_config
 from .load import DataError, load_dataset
 from .model import DIM_Y, tf
 from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
 from .run import WriteError
+from .settings import fresh_seed, merge_resumed, parse_train_flags
 from .util import OneHot, ensure_dir, save_visualization
 
-IMAGE_SHAPE = [28, 28, 1]
-# float32(i / 255.) for every byte: the original divided float64 pixels by 255. and TensorFlow
-# rounded them to float32 at the feed, so a lookup gives the same floats from uint8 data.
-PIXEL_TO_FLOAT = (np.arange(256) / 255.).astype(np.float32)
 EXIT_NOT_FINITE = 3
 
 
 def main(argv=None):
-    return cli.run(train_command, argv)
+    return cli.run_command(train_command, argv)
 
 
 def train_command(argv):
-    s = settings_module.parse_settings(argv)
-    checkpoint = None
-    if s.resume:
-        s, checkpoint = resume_settings(s, argv)
-    with tf.Graph().as_default():
-        return train(s, checkpoint)
-
-
-def resume_settings(s, argv):
-    """--resume: the run's own settings (flags given now replace the saved ones, except the settings that
-    define the run, which must agree) and the checkpoint to continue from."""
-    run_dir, checkpoint = run.find_checkpoint(s.resume, "--resume")
-    saved = run.load_settings(run_dir, "--resume")
-    given = settings_module.given_flags(settings_module.build_parser(), argv) - {"resume"}
+    settings, resume, given = parse_train_flags(argv)
+    if resume is None:
+        return train(settings)
     if "run_dir" in given:
         raise CommandError("--run-dir cannot be combined with --resume: a resumed run stays in its own directory")
-    if saved.get("seed") is None:
-        raise CommandError(f"--resume {s.resume!r}: the run was started without a seed by an older version, so "
+    settings, checkpoint = resume_settings(resume, {name: getattr(settings, name) for name in given})
+    return train(settings, checkpoint)
+
+
+def resume_settings(path, given):
+    """--resume ``path``: the run's own settings, with the settings ``given`` now (a dict) in place of its own
+    (those that define the run must agree), and the checkpoint to continue from."""
+    run_dir, checkpoint = run.find_checkpoint(path, "--resume")
+    saved = run.load_settings(run_dir, "--resume")
+    if saved.seed is None:
+        raise CommandError(f"--resume {path!r}: the run was started without a seed by an older version, so "
                            f"its train/validation split cannot be drawn again and it cannot continue exactly")
-    s = settings_module.merge_resumed(s, saved, given, os.path.join(run_dir, run.SETTINGS_FILE))
-    s.run_dir = run_dir
-    return s, checkpoint
-
-
-def batches_per_epoch(n, batch_size):
-    """The original's zip(range(0, n, B), range(B, n, B)): drops the partial last batch (and, when n is a
-    multiple of B, the last full one too)."""
-    return len(range(batch_size, n, batch_size))
-
-
-def prepare_batch(trX, trY, rows, dim_z):
-    """The original's per-batch inputs for training rows ``rows``: images scaled to [0, 1], one-hot labels,
-    and a fresh uniform z (the loop's only random draw per batch)."""
-    Xs = PIXEL_TO_FLOAT[trX[rows]].reshape([-1] + IMAGE_SHAPE)
-    Ys = OneHot(trY[rows], DIM_Y)
-    Zs = np.random.uniform(-1, 1, size=[len(rows), dim_z]).astype(np.float32)
-    return Xs, Ys, Zs
-
-
-def fresh_seed():
-    return int(np.random.SeedSequence().entropy % 2**32)
+    settings = merge_resumed(saved, given, os.path.join(run_dir, run.SETTINGS_FILE))
+    return settings.replace(run_dir=run_dir), checkpoint
 
 
 class StopRequest:
@@ -94,6 +69,13 @@ class StopRequest:
 
 
 def train(s, checkpoint=None):
+    """Train the run of Settings ``s`` (from ``checkpoint`` on, when given) in a graph of its own; returns the exit
+    status (0: done)."""
+    with tf.Graph().as_default():
+        return train_in_graph(s, checkpoint)
+
+
+def train_in_graph(s, checkpoint):
     """The original loop: D at even iterations, G at odd ones, a sample grid every ``step`` iterations."""
     created = [path for path, what in ((s.run_dir, "run directory"), (s.vis_dir, "vis directory"))
                if ensure_dir(path, what)]
@@ -154,18 +136,18 @@ class Training:
     """The data, graph, session and loop position of one run, and each piece of the loop."""
 
     def __init__(self, s):
-        self.s = s
         # The original's first random draw is the train/validation split; an unseeded run draws a seed
         # first, so that a resume (which seeds again) gets the same split.
         if s.seed is None:
-            s.seed = fresh_seed()
+            s = s.replace(seed=fresh_seed())
             print(f"seed {s.seed} (drawn for this run; --seed {s.seed} repeats it)", file=sys.stderr)
+        self.s = s
         np.random.seed(s.seed)
         try:
             self.data = load_dataset(s.dataset, s.data_dir, s.valid_size, download=s.download)
         except DataError as e:
             raise CommandError(str(e)) from None
-        self.trX, self.trY = self.data[0], self.data[3]
+        self.trX, self.trY = self.data.trX, self.data.trY
         self.n_batches = batches_per_epoch(len(self.trY), s.batch_size)
         if self.n_batches == 0:
             raise CommandError(f"{len(self.trY)} training images make no full batch of --batch-size "
@@ -207,7 +189,7 @@ class Training:
 
     def open_records(self, resumed):
         resume_at = self.iteration if resumed else None
-        run.save_settings({k: v for k, v in vars(self.s).items() if k != "resume"}, self.s.run_dir)
+        run.save_settings(self.s, self.s.run_dir)
         self.metrics = Metrics(self.s.run_dir, resume_at)
         self.eval_log = JsonLines(os.path.join(self.s.run_dir, EVAL_FILE), resume_at) if self.s.eval_every_epoch \
             else None
@@ -269,9 +251,8 @@ class Training:
 
     def evaluate(self):
         if self.scorer is None:
-            from .evaluate import TrainingScorer
-            trX, vaX, teX, trY, vaY, teY = self.data
-            self.scorer = TrainingScorer(self.s, (vaX, vaY, trX, trY, teX, teY))
+            from .evaluation import TrainingScorer
+            self.scorer = TrainingScorer(self.s, self.data)
         self.scorer(self.sess, self.graph, self.epoch, self.iteration, self.eval_log, self.events)
         self.evaluated_at = self.iteration
 

@@ -11,9 +11,18 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# A model small enough to train in milliseconds, with the original's structure; 250 training images.
+# The model sizes of the tests, with the original's structure: TINY trains in milliseconds (on 250 training
+# images); SMALL has widths that differ from each other and from the 10 labels, so a shape shows which it is.
 TINY_WIDTHS = {"dim_z": 8, "dim_W1": 16, "dim_W2": 8, "dim_W3": 4}
-TINY_MODEL = [flag for name, value in TINY_WIDTHS.items() for flag in (f"--{name.replace('_', '-')}", str(value))]
+SMALL_WIDTHS = {"dim_z": 7, "dim_W1": 32, "dim_W2": 16, "dim_W3": 8}
+
+
+def model_flags(widths):
+    return [flag for name, value in widths.items() for flag in (f"--{name.replace('_', '-')}", str(value))]
+
+
+TINY_MODEL = model_flags(TINY_WIDTHS)
+SMALL_MODEL = model_flags(SMALL_WIDTHS)
 TINY = ["--batch-size", "16", *TINY_MODEL, "--visualize-dim", "4", "--valid-size", "50", "--step", "2",
         "--no-download"]
 

@@ -8,10 +8,10 @@ import pytest
 from conftest import TINY_MODEL, run_dir_metrics, write_mnist
 from PIL import Image
 
-from dcgan_mnist import ablate, evaluate
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.model import tf
-from dcgan_mnist.restore import TrainedGenerator
+from dcgan_mnist.sampler import TrainedGenerator
+from dcgan_mnist.tools import ablate
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot, tile_grid
 
@@ -85,8 +85,9 @@ def test_the_runs_are_ordinary_run_directories_equal_to_unchunked_runs(ablation)
         saved = json.loads((run_dir / "settings.json").read_text())
         assert (saved["recipe"], saved["loss"], saved["d_output"]) == switches
         straight = tmp / f"straight-{variant}"
-        assert train_main([*ablate.VARIANTS[variant], "--seed", "0", "--data-dir", data_dir, *DATA, "--log", "compact",
-                           "--max-iterations", "4", "--run-dir", str(straight), "--vis-dir", str(tmp / "vis")]) == 0
+        assert train_main([*ablate.variant_flags(variant), "--seed", "0", "--data-dir", data_dir, *DATA,
+                           "--log", "compact", "--max-iterations", "4", "--run-dir", str(straight),
+                           "--vis-dir", str(tmp / "vis")]) == 0
         assert run_dir_metrics(run_dir) == run_dir_metrics(straight)
         assert len(run_dir_metrics(run_dir)) == 4
 
@@ -138,14 +139,14 @@ def test_an_interrupted_ablation_continues_to_the_same_result(ablation, tmp_path
     _, data_dir, judges, record = ablation
     monkeypatch.setitem(judge_module.RECIPE, "steps", JUDGE_STEPS)
     scored, interrupt_at = [], [2]
-    evaluate_weights = evaluate.evaluate_weights
+    evaluate_run = ablate.evaluate_run
 
-    def stopped_at_the_second_score(args, latest_choices):
-        scored.append((os.path.basename(args.checkpoint), latest_choices))
+    def stopped_at_the_second_score(checkpoint, options, latest_choices):
+        scored.append((os.path.basename(checkpoint), latest_choices))
         if len(scored) in interrupt_at:
             raise KeyboardInterrupt
-        return evaluate_weights(args, latest_choices)
-    monkeypatch.setattr(evaluate, "evaluate_weights", stopped_at_the_second_score)
+        return evaluate_run(checkpoint, options, latest_choices)
+    monkeypatch.setattr(ablate, "evaluate_run", stopped_at_the_second_score)
     out = tmp_path / "out"
     assert ablate.main(ablate_args(data_dir, out, judges)) == 130
     assert "run the same command again to continue" in capsys.readouterr().err
@@ -216,7 +217,7 @@ def test_other_scoring_flags_into_the_same_out_are_refused(ablation, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--variants", "original,bogus"], "expected distinct names from original, stable-loss"),
-    (["--seeds", "1,1"], "expected distinct whole numbers"),
+    (["--seeds", "1,1"], "expected distinct seeds"),
     (["--samples", "1"], "argument --samples: expected 2 or more"),
 ])
 def test_bad_flags_are_named(flags, message, tmp_path, capsys):

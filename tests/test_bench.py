@@ -1,135 +1,16 @@
-"""The one-run training step against the original's two-run schedule, compact mode's weights, and the bench."""
+"""bench: its FLOP counts and its reports."""
 import json
 import re
 
-import numpy as np
 import pytest
+from conftest import SMALL_MODEL, SMALL_WIDTHS
 
-from dcgan_mnist import bench
-from dcgan_mnist.graph import PRINTED, TrainingGraph, session_config
+from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import DCGAN, tf
-from dcgan_mnist.train import PIXEL_TO_FLOAT
-from dcgan_mnist.util import OneHot
+from dcgan_mnist.tools import bench
 
 B = 16
-SMALL = dict(dim_z=20, dim_W1=32, dim_W2=16, dim_W3=8)
-SMALL_FLAGS = ["--batch-size", str(B), "--dim-z", "20", "--dim-W1", "32", "--dim-W2", "16", "--dim-W3", "8"]
-
-
-class OriginalGraph:
-    """The training graph as the original train.py builds it: build_model, variables picked by name
-    prefix, two AdamOptimizer(...).minimize with the default gating, the 196-sample sampler."""
-
-    def __init__(self, model):
-        self.Z, self.Y, self.image_real, self.d_cost, self.g_cost, self.p_real, self.p_gen = model.build_model()
-        discrim_vars = [v for v in tf.trainable_variables() if v.name.startswith("discrim")]
-        gen_vars = [v for v in tf.trainable_variables() if v.name.startswith("gen")]
-        self.train_op_discrim = tf.train.AdamOptimizer(0.0002, beta1=0.5).minimize(self.d_cost, var_list=discrim_vars)
-        self.train_op_gen = tf.train.AdamOptimizer(0.0002, beta1=0.5).minimize(self.g_cost, var_list=gen_vars)
-        model.samples_generator(196)
-
-
-def original_step(g, sess, iteration, Xs, Ys, Zs, evaluate=True, k=2):
-    """The original train.py's iteration, the spec: the update run, then a second run for the numbers
-    it prints, computed with the updated weights (it always evaluates)."""
-    feed = {g.Z: Zs, g.Y: Ys, g.image_real: Xs}
-    if np.mod(iteration, k) != 0:
-        _, gen_loss = sess.run([g.train_op_gen, g.g_cost], feed_dict={g.Z: Zs, g.Y: Ys})
-        discrim_loss, p_real, p_gen = sess.run([g.d_cost, g.p_real, g.p_gen], feed_dict=feed)
-        updated = "G"
-    else:
-        _, discrim_loss = sess.run([g.train_op_discrim, g.d_cost], feed_dict=feed)
-        gen_loss, p_real, p_gen = sess.run([g.g_cost, g.p_real, g.p_gen], feed_dict=feed)
-        updated = "D"
-    return {"updated": updated, "gen_loss": gen_loss, "discrim_loss": discrim_loss,
-            "p_real": p_real.mean(), "p_gen": p_gen.mean()}
-
-
-def fused_step(g, sess, iteration, Xs, Ys, Zs, evaluate=True):
-    return g.step(sess, iteration, Xs, Ys, Zs, evaluate=evaluate)
-
-
-def training_batches(n, seed=1):
-    """Batches as train.py feeds them: uint8 pixels through PIXEL_TO_FLOAT, one-hot labels, float32 z."""
-    rng = np.random.RandomState(seed)
-    pixels = rng.randint(0, 256, size=(n, B, 784)).astype(np.uint8)
-    return [(PIXEL_TO_FLOAT[p].reshape([-1, 28, 28, 1]), OneHot(rng.randint(10, size=B), 10),
-             rng.uniform(-1, 1, size=[B, SMALL["dim_z"]]).astype(np.float32)) for p in pixels]
-
-
-def train(step, build=TrainingGraph, n=8, evaluated=lambda i: True, seed=0):
-    """Train a fresh seeded model for n iterations with ``step`` in the original's session;
-    (the step outputs, every variable's value)."""
-    with tf.Graph().as_default():
-        tf.set_random_seed(seed)
-        g = build(DCGAN(batch_size=B, **SMALL))
-        with tf.Session(config=session_config()) as sess:
-            sess.run(tf.global_variables_initializer())
-            outs = [step(g, sess, i, *batch, evaluate=evaluated(i)) for i, batch in enumerate(training_batches(n))]
-            weights = sess.run({v.op.name: v for v in tf.global_variables()})
-    return outs, weights
-
-
-def assert_same_weights(a, b):
-    assert sorted(a) == sorted(b)
-    different = [name for name in a if not np.array_equal(a[name], b[name])]
-    assert different == []
-
-
-def test_training_step_is_bit_identical_to_the_original_two_run_loop():
-    ours, our_weights = train(fused_step)
-    original, original_weights = train(original_step, build=OriginalGraph)
-    assert [o["updated"] for o in ours] == list("DGDGDGDG")
-    for i, (a, b) in enumerate(zip(ours, original)):
-        for q in PRINTED:
-            assert a[q] == b[q], (i, q, a[q], b[q])
-    # Every variable: the model's weights, Adam's moments and beta powers.
-    assert_same_weights(our_weights, original_weights)
-
-
-def test_post_update_numbers_see_the_updated_weights():
-    """The fused evaluation must not read the weights before the update writes them."""
-    with tf.Graph().as_default():
-        tf.set_random_seed(0)
-        g = TrainingGraph(DCGAN(batch_size=B, **SMALL))
-        with tf.Session(config=session_config()) as sess:
-            sess.run(tf.global_variables_initializer())
-            (Xs, Ys, Zs), (Xs1, Ys1, Zs1) = training_batches(2)
-            feed = {g.Z: Zs, g.Y: Ys, g.image_real: Xs}
-            g_cost_before = sess.run(g.g_cost, feed_dict=feed)
-            out = g.step(sess, 0, Xs, Ys, Zs)
-            assert out["gen_loss"] != g_cost_before
-            assert out["gen_loss"] == sess.run(g.g_cost, feed_dict=feed)
-
-            feed = {g.Z: Zs1, g.Y: Ys1, g.image_real: Xs1}
-            d_cost_before = sess.run(g.d_cost, feed_dict=feed)
-            out = g.step(sess, 1, Xs1, Ys1, Zs1)
-            assert out["discrim_loss"] != d_cost_before
-            assert out["discrim_loss"] == sess.run(g.d_cost, feed_dict=feed)
-
-
-def test_compact_mode_trains_the_same_weights_as_faithful():
-    def every_third(i):
-        return i % 3 == 0
-
-    compact, compact_weights = train(fused_step, evaluated=every_third)
-    faithful, faithful_weights = train(fused_step)
-    assert_same_weights(compact_weights, faithful_weights)
-    for i, (a, b) in enumerate(zip(compact, faithful)):
-        if every_third(i):
-            assert [a[q] for q in PRINTED] == [b[q] for q in PRINTED]
-        else:
-            own = "gen_loss" if a["updated"] == "G" else "discrim_loss"
-            assert sorted(a) == sorted(["updated", own])
-            assert a[own] == b[own]
-
-
-def test_model_layers_keep_only_the_original_network_calls():
-    with tf.Graph().as_default():
-        model = DCGAN(batch_size=B, **SMALL)
-        TrainingGraph(model)
-        calls = list(dict.fromkeys(c for c, _, _ in model.layers))
-    assert calls == ["generate", "discriminate", "discriminate_1", "samples_generator"]
+SMALL_FLAGS = ["--batch-size", str(B), *SMALL_MODEL]
 
 
 def test_count_flops_counts_only_the_ops_a_run_executes():
@@ -147,8 +28,8 @@ def test_count_flops_counts_only_the_ops_a_run_executes():
 
 def test_fused_discriminator_step_runs_the_generator_once():
     with tf.Graph().as_default():
-        model = DCGAN(batch_size=B, **SMALL)
-        g = TrainingGraph(model)
+        model = DCGAN(batch_size=B, **SMALL_WIDTHS)
+        g = TrainingGraph(model, 0.0002, 196)
         generator = [t for c, s, t in model.layers if c == "generate" and s == "h4_deconv"]
         update = bench.count_flops([g.train_op_discrim, g.d_cost])
         evaluation = bench.count_flops([g.g_cost, g.p_real, g.p_gen])  # the original's second run

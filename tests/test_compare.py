@@ -5,13 +5,13 @@ The exact twin must match; each one-change variant must fail and name the quanti
 import json
 
 import pytest
-from conftest import write_twin
+from conftest import SMALL_MODEL, write_twin
 
-from dcgan_mnist import compare
 from dcgan_mnist.cli import CommandError
 from dcgan_mnist.graph import TrainingGraph
+from dcgan_mnist.tools import compare
 
-SMALL = ["--batch-size", "8", "--dim-W1", "32", "--dim-W2", "16", "--dim-W3", "8", "--iterations", "4"]
+SMALL = ["--batch-size", "8", *SMALL_MODEL, "--iterations", "4"]
 
 
 def run_json(capsys, path, *extra):

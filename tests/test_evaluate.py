@@ -10,13 +10,14 @@ import pytest
 from conftest import synthetic_digits
 from scipy.spatial.distance import cdist
 
-from dcgan_mnist import evaluate
+from dcgan_mnist import evaluation, metrics, sampler
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.cli import CommandError, dumps
 from dcgan_mnist.graph import TrainingGraph
-from dcgan_mnist.load import load_dataset
+from dcgan_mnist.load import Splits, load_dataset
 from dcgan_mnist.model import DCGAN, tf
 from dcgan_mnist.records import EVAL_FILE, Events, JsonLines
+from dcgan_mnist.tools import evaluate
 from dcgan_mnist.train import main as train_main
 
 # A judge recipe that learns the synthetic digits in seconds.
@@ -53,7 +54,7 @@ def test_nearest_neighbours_agree_with_cdist_on_pixel_data(distances_per_block):
     queries, references = rng.randint(0, 256, size=(300, 784)) / 255., rng.randint(0, 256, size=(500, 784)) / 255.
     references[250:] = np.clip(references[:250] + rng.normal(0, 0.05, size=(250, 784)), 0, 1)  # close pairs
     queries[:50] = references[rng.randint(500, size=50)]  # queries that are references: distance 0
-    index, distance = evaluate.nearest_neighbours(queries, references, distances_per_block)
+    index, distance = metrics.nearest_neighbours(queries, references, distances_per_block)
     expected_index, expected_distance = cdist_nearest(queries, references)
     np.testing.assert_array_equal(index, expected_index)
     np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
@@ -69,7 +70,7 @@ def test_nearest_neighbours_tell_apart_references_a_hair_apart():
     hair = near.copy()
     hair[np.arange(200), rng.randint(784, size=200)] += rng.choice([-1e-12, 1e-12], size=200)
     references = np.concatenate([near, hair])
-    index, distance = evaluate.nearest_neighbours(queries, references)
+    index, distance = metrics.nearest_neighbours(queries, references)
     expected_index, expected_distance = cdist_nearest(queries, references)
     np.testing.assert_array_equal(index, expected_index)
     np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
@@ -82,7 +83,7 @@ def test_nearest_neighbours_pick_the_first_of_equally_near_references():
     references = base[rng.permutation(np.repeat(np.arange(40), 3))]
     queries = np.concatenate([np.clip(base + rng.normal(0, 0.1, size=base.shape), 0, 1), base])
     for distances_per_block in (7, 10 ** 6):
-        index, distance = evaluate.nearest_neighbours(queries, references, distances_per_block)
+        index, distance = metrics.nearest_neighbours(queries, references, distances_per_block)
         expected_index, expected_distance = cdist_nearest(queries, references)
         np.testing.assert_array_equal(index, expected_index)
         np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
@@ -95,7 +96,7 @@ def test_nearest_neighbours_pick_the_first_of_equally_near_references():
 def test_blockwise_nearest_neighbours_equal_brute_force(distances_per_block):
     rng = np.random.RandomState(0)
     queries, references = rng.rand(37, 20), rng.rand(23, 20)
-    index, distance = evaluate.nearest_neighbours(queries, references, distances_per_block)
+    index, distance = metrics.nearest_neighbours(queries, references, distances_per_block)
     expected_index, expected_distance = brute_force_nearest(queries, references)
     np.testing.assert_array_equal(index, expected_index)
     np.testing.assert_allclose(distance, expected_distance, rtol=1e-12)
@@ -104,7 +105,7 @@ def test_blockwise_nearest_neighbours_equal_brute_force(distances_per_block):
 
 def test_samples_equal_to_the_validation_images_give_nnd_zero_and_perfect_nnc():
     valid_x, valid_y = synthetic_digits(200, seed=1)
-    nnc, nnd = evaluate.nnc_nnd(valid_x, valid_y, valid_x, valid_y)
+    nnc, nnd = metrics.nnc_nnd(valid_x, valid_y, valid_x, valid_y)
     # Each validation image is its own nearest neighbour, so the real 1-NN accuracy here is 1.
     assert nnd == 0.0
     assert nnc == 1.0
@@ -117,7 +118,7 @@ def test_real_training_images_give_the_brute_force_1nn_accuracy():
     rng = np.random.RandomState(4)
     wrong = rng.rand(300) < 1 / 3
     train_y = np.where(wrong, rng.randint(10, size=300), train_y)
-    nnc, nnd = evaluate.nnc_nnd(train_x, train_y, valid_x, valid_y)
+    nnc, nnd = metrics.nnc_nnd(train_x, train_y, valid_x, valid_y)
     index, distance = brute_force_nearest(valid_x.reshape(150, -1) / 255., train_x.reshape(300, -1) / 255.)
     assert 0.5 < nnc < 0.9
     assert nnc == pytest.approx(np.mean(train_y[index] == valid_y), abs=1e-12)
@@ -127,8 +128,8 @@ def test_real_training_images_give_the_brute_force_1nn_accuracy():
 def test_shuffled_labels_give_chance_nnc():
     images, labels = synthetic_digits(1000, seed=6)
     valid_x, valid_y = synthetic_digits(600, seed=7)
-    right, _ = evaluate.nnc_nnd(images, labels, valid_x, valid_y)
-    shuffled, _ = evaluate.nnc_nnd(images, np.random.RandomState(0).permutation(labels), valid_x, valid_y)
+    right, _ = metrics.nnc_nnd(images, labels, valid_x, valid_y)
+    shuffled, _ = metrics.nnc_nnd(images, np.random.RandomState(0).permutation(labels), valid_x, valid_y)
     assert right > 0.95
     assert abs(shuffled - 0.1) < 0.05
 
@@ -137,11 +138,11 @@ def test_shuffled_labels_give_chance_nnc():
 
 def test_frechet_distance_of_a_set_with_itself_is_zero_and_a_shift_adds_its_square():
     features = np.random.RandomState(0).normal(size=(500, 8)) @ np.random.RandomState(1).normal(size=(8, 8))
-    assert abs(evaluate.frechet_distance(features, features)) < 1e-8
+    assert abs(metrics.frechet_distance(features, features)) < 1e-8
     distances = []
     for size in (0.1, 1.0, 3.0):
         shift = size * np.arange(1, 9) / 8
-        distances.append(evaluate.frechet_distance(features, features + shift))
+        distances.append(metrics.frechet_distance(features, features + shift))
         # Same covariance, so the distance is exactly the squared shift of the mean.
         assert distances[-1] == pytest.approx(np.sum(shift ** 2), rel=1e-6)
     assert distances == sorted(distances)
@@ -151,14 +152,14 @@ def test_frechet_distance_of_a_scaled_set_is_the_trace_of_its_covariance():
     features = np.random.RandomState(2).normal(size=(400, 5)) * np.arange(1, 6)
     # The means are m and 2m; cov(2X) = 4C, so the distance is |m|^2 + tr(C) + tr(4C) - 2 tr(sqrt(4C^2)).
     expected = np.sum(features.mean(0) ** 2) + np.trace(np.cov(features, rowvar=False))
-    assert evaluate.frechet_distance(features, 2 * features) == pytest.approx(expected, rel=1e-6)
+    assert metrics.frechet_distance(features, 2 * features) == pytest.approx(expected, rel=1e-6)
 
 
 def test_frechet_distance_with_a_dead_feature_stays_exact():
     features = np.random.RandomState(3).normal(size=(300, 6))
     features[:, 2] = 0  # a ReLU unit that never fires: singular covariances
     shift = np.array([1., 0, 0, 2, 0, 0])
-    assert evaluate.frechet_distance(features, features + shift) == pytest.approx(5.0, rel=1e-6)
+    assert metrics.frechet_distance(features, features + shift) == pytest.approx(5.0, rel=1e-6)
 
 
 # ---- the judge ----
@@ -259,7 +260,7 @@ def label_painter(batches):
 
 def test_draw_samples_uses_full_mixed_batches_and_every_digit_equally():
     batches = []
-    images, labels = evaluate.draw_samples(label_painter(batches), 1000, 196, 7, np.random.RandomState(0))
+    images, labels = sampler.draw_samples(label_painter(batches), 1000, 196, 7, np.random.RandomState(0))
     assert images.shape == (1000, 28, 28, 1)
     assert labels.shape == (1000,)
     assert [shape for shape, _ in batches] == [(196, 7)] * 6
@@ -290,11 +291,11 @@ def score_data():
     tr_x, tr_y = synthetic_digits(500, seed=12)
     va_x, va_y = synthetic_digits(200, seed=13)
     te_x, te_y = synthetic_digits(300, seed=14)
-    return va_x, va_y, tr_x, tr_y, te_x, te_y
+    return Splits(tr_x, va_x, te_x, tr_y, va_y, te_y)
 
 
 def test_score_a_generator_that_draws_real_digits_matches_the_real_reference(quick_judge):
-    scores = evaluate.score(digit_pool()(), 400, 50, 5, score_data(), quick_judge, np.random.RandomState(0))
+    scores = metrics.score(digit_pool()(), 400, 50, 5, score_data(), quick_judge, np.random.RandomState(0))
     generated, real_train, real_test = scores["generated"], scores["real_train"], scores["real_test"]
     assert [e["n"] for e in generated["nearest_neighbour"]] == [400]
     assert [e["n"] for e in real_train["nearest_neighbour"]] == [400]
@@ -308,8 +309,8 @@ def test_score_a_generator_that_draws_real_digits_matches_the_real_reference(qui
 
 def test_score_a_generator_that_ignores_its_label_is_at_chance(quick_judge):
     wrong_digit = np.roll(np.arange(10), 1)
-    good = evaluate.score(digit_pool()(), 400, 50, 5, score_data(), quick_judge, np.random.RandomState(0))
-    bad = evaluate.score(digit_pool()(wrong_digit), 400, 50, 5, score_data(), quick_judge,
+    good = metrics.score(digit_pool()(), 400, 50, 5, score_data(), quick_judge, np.random.RandomState(0))
+    bad = metrics.score(digit_pool()(wrong_digit), 400, 50, 5, score_data(), quick_judge,
                          np.random.RandomState(0))
     assert bad["generated"]["nearest_neighbour"][0]["nnc"] < 0.05
     assert bad["generated"]["judge_accuracy"] < 0.05
@@ -321,7 +322,7 @@ def test_score_a_generator_that_ignores_its_label_is_at_chance(quick_judge):
 
 def test_reference_uses_all_training_images_when_there_are_fewer_than_samples(quick_judge):
     data = score_data()
-    scores = evaluate.score(digit_pool()(), 1200, 200, 5, data, quick_judge, np.random.RandomState(0))
+    scores = metrics.score(digit_pool()(), 1200, 200, 5, data, quick_judge, np.random.RandomState(0))
     assert [e["n"] for e in scores["generated"]["nearest_neighbour"]] == [1000, 1200]
     assert [e["n"] for e in scores["real_train"]["nearest_neighbour"]] == [500]
     assert scores["real_train"]["n"] == 500
@@ -340,18 +341,18 @@ def test_training_scorer_writes_reuses_the_real_side_and_leaves_numpy_rng_alone(
     os.makedirs(run_dir)
     with tf.Graph().as_default():
         model = DCGAN(batch_size=16, dim_z=8, dim_W1=32, dim_W2=16, dim_W3=8)
-        graph = TrainingGraph(model, visualize_dim=16)
+        graph = TrainingGraph(model, 0.0002, 16)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             log, events = JsonLines(os.path.join(run_dir, EVAL_FILE)), Events(run_dir, sess.graph)
             state = np.random.get_state()
-            scorer = evaluate.TrainingScorer(s, (vaX, vaY, trX, trY, teX, teY))
+            scorer = evaluation.TrainingScorer(s, data)
             scorer(sess, graph, 1, 15, log, events)
             after = np.random.get_state()
             scorer(sess, graph, 2, 30, log, events)  # the real side reused: the same as computed afresh
-            fresh = evaluate.score(lambda z, y: graph.sample(sess, z, y), evaluate.SAMPLES_DURING_TRAINING, 16, 8,
-                                   (vaX, vaY, trX, trY, teX, teY), scorer.judge,
-                                   np.random.RandomState(evaluate.EVAL_SEED))
+            fresh = metrics.score(lambda z, y: graph.sample(sess, z, y), evaluation.SAMPLES_DURING_TRAINING, 16, 8,
+                                   data, scorer.judge,
+                                   np.random.RandomState(evaluation.EVAL_SEED))
             scorer.close()
             log.close()
             events.close()
@@ -406,9 +407,9 @@ def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, monkeypa
     np.random.seed(3)
     trX, vaX, teX, trY, vaY, teY = load_dataset("mnist", data_dir, 80, download=False)
     rows = np.random.RandomState(0)
-    evaluate.draw_samples(lambda z, y: np.zeros([len(y), 28, 28, 1]), 40, 16, 8, rows)
+    sampler.draw_samples(lambda z, y: np.zeros([len(y), 28, 28, 1]), 40, 16, 8, rows)
     real = rows.permutation(len(trX))[:40]
-    nnc, nnd = evaluate.nnc_nnd(trX[real], trY[real], vaX, vaY)
+    nnc, nnd = metrics.nnc_nnd(trX[real], trY[real], vaX, vaY)
     assert report["real_train"]["nearest_neighbour"] == [{"n": 40, "nnc": nnc, "nnd": nnd}]
 
 
@@ -428,7 +429,7 @@ def test_command_prints_a_table_and_warns_about_overridden_split(tiny_run, capsy
 
 @pytest.mark.parametrize("args, message", [
     (["--samples", "1"], "--samples: expected 2 or more (a Frechet distance needs two samples), got '1'"),
-    (["--samples", "x"], "--samples: expected a positive integer, got 'x'"),
+    (["--samples", "x"], "--samples: expected 2 or more (a Frechet distance needs two samples), got 'x'"),
     (["--valid-size", "0"], "--valid-size: expected a positive integer, got '0'"),
     (["--threads", "-1"], "--threads: expected an integer of 0 or more, got '-1'"),
 ])

@@ -7,9 +7,10 @@ import pytest
 from conftest import write_mnist
 from PIL import Image
 
-from dcgan_mnist import generate
+from dcgan_mnist import sampler
 from dcgan_mnist.__main__ import main as dcgan_mnist_main
-from dcgan_mnist.restore import TrainedGenerator
+from dcgan_mnist.sampler import TrainedGenerator
+from dcgan_mnist.tools import generate
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot, grid_image
 
@@ -79,7 +80,7 @@ def test_mixed_batches_hold_every_digit_alike_and_return_the_samples_asked_for(l
     rng = np.random.RandomState(0)
     Z = rng.uniform(-1, 1, size=(len(labels), 3))
     batches = []
-    images = generate.draw_in_mixed_batches(painter(batches), Z, labels, batch_size, rng)
+    images = sampler.draw_in_mixed_batches(painter(batches), Z, labels, batch_size, rng)
     # Each returned image was drawn for its own z and digit, in the order asked.
     np.testing.assert_array_equal(images[:, 0, 0, 0], Z[:, 0] + 10 * np.asarray(labels))
     assert all(len(z) == batch_size for z, _ in batches)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from dcgan_mnist import gif
+from dcgan_mnist.tools import gif
 from dcgan_mnist.util import save_visualization
 
 

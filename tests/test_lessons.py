@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from dcgan_mnist import shapes
+from dcgan_mnist.tools import shapes
 
 LESSONS = os.path.join(ROOT, "docs", "lessons.md")
 LESSONS_KO = os.path.join(ROOT, "docs", "lessons.ko.md")

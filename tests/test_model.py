@@ -1,11 +1,8 @@
 """The model's graph: every variable, every layer's exact shape, and the ops against NumPy formulas."""
-import contextlib
-
 import numpy as np
 import pytest
 
 import dcgan_mnist  # noqa: F401  (graph mode)
-from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import DCGAN, batchnormalize, bce, lrelu, tf
 from dcgan_mnist.util import OneHot
 
@@ -173,66 +170,3 @@ def test_onehot():
 def test_loss_switch_is_validated():
     with tf.Graph().as_default(), pytest.raises(ValueError, match="loss must be one of"):
         DCGAN(loss="hinge")
-
-
-def small_training_graph(loss="clipped"):
-    model = DCGAN(batch_size=6, dim_z=8, dim_W1=16, dim_W2=8, dim_W3=4, loss=loss)
-    return TrainingGraph(model, visualize_dim=4)
-
-
-def batch(rng, B=6, z=8):
-    return (rng.rand(B, 28, 28, 1).astype(np.float32), OneHot(rng.randint(10, size=B), 10),
-            rng.uniform(-1, 1, (B, z)).astype(np.float32))
-
-
-@contextlib.contextmanager
-def initialised_graph(seed, loss="clipped"):
-    """A small TrainingGraph with freshly initialised variables, and its session."""
-    with tf.Graph().as_default(), tf.Session() as sess:
-        tf.set_random_seed(seed)
-        g = small_training_graph(loss)
-        sess.run(tf.global_variables_initializer())
-        yield g, sess
-
-
-def test_d_step_changes_only_discriminator_and_g_step_only_generator():
-    rng = np.random.RandomState(0)
-    with initialised_graph(1) as (g, sess):
-        names = [v.name for v in g.gen_vars + g.discrim_vars]
-        before = sess.run(g.gen_vars + g.discrim_vars)
-        out = g.step(sess, 0, *batch(rng))
-        after_d = sess.run(g.gen_vars + g.discrim_vars)
-        out_g = g.step(sess, 1, *batch(rng))
-        after_g = sess.run(g.gen_vars + g.discrim_vars)
-    assert out["updated"] == "D" and out_g["updated"] == "G"
-    for name, b, a, a2 in zip(names, before, after_d, after_g):
-        if name.startswith("gen"):
-            assert np.array_equal(b, a), name
-            assert not np.array_equal(a, a2), name
-        else:
-            assert not np.array_equal(b, a), name
-            assert np.array_equal(a, a2), name
-
-
-def test_step_reports_values_after_the_update():
-    """The printed numbers are the post-update ones, as in the original's second Session.run."""
-    rng = np.random.RandomState(0)
-    with initialised_graph(2) as (g, sess):
-        Xs, Ys, Zs = batch(rng)
-        out = g.step(sess, 0, Xs, Ys, Zs)
-        feed = {g.Z: Zs, g.Y: Ys, g.image_real: Xs}
-        g_cost, p_real, p_gen = sess.run([g.g_cost, g.p_real, g.p_gen], feed)
-    assert out["gen_loss"] == g_cost
-    assert out["p_real"] == p_real.mean() and out["p_gen"] == p_gen.mean()
-    assert set(out) == {"updated", "gen_loss", "discrim_loss", "p_real", "p_gen"}
-
-
-def test_stable_loss_differs_from_clipped_only_in_the_cost():
-    rng = np.random.RandomState(0)
-    Xs, Ys, Zs = batch(rng)
-    costs = {}
-    for loss in ("clipped", "stable"):
-        with initialised_graph(3, loss) as (g, sess):
-            costs[loss] = sess.run([g.d_cost, g.p_real], {g.Z: Zs, g.Y: Ys, g.image_real: Xs})
-    assert costs["clipped"][0] != costs["stable"][0]
-    np.testing.assert_array_equal(costs["clipped"][1], costs["stable"][1])

@@ -2,13 +2,11 @@
 import os
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SMALL_WIDTHS
 
-from dcgan_mnist import shapes
 from dcgan_mnist.__main__ import main as dcgan_mnist_main
 from dcgan_mnist.model import tf
-
-SMALL = {"dim_z": 7, "dim_W1": 32, "dim_W2": 16, "dim_W3": 8}
+from dcgan_mnist.tools import shapes
 
 
 def steps_by_call(steps):
@@ -26,7 +24,7 @@ def test_docs_shapes_md_is_up_to_date():
 
 
 def test_one_step_per_recorded_layer_described_from_its_name():
-    model, steps, _ = shapes.build(batch_size=4, sample_size=6, **SMALL)
+    model, steps, _ = shapes.build(batch_size=4, sample_size=6, **SMALL_WIDTHS)
     assert [(s.call, s.name, s.output) for s in steps] == [
         (call, step, tensor.shape.as_list()) for call, step, tensor in model.layers]
     by = steps_by_call(steps)
@@ -77,7 +75,7 @@ def test_default_shapes_and_arithmetic():
 
 def test_small_widths():
     """Batch 5, z 7, W1 32, W2 16, W3 8 (labels 10): 7+10 = 17, 32+10 = 42, 16*49 = 784, 784+10 = 794."""
-    _, steps, _ = shapes.build(batch_size=5, sample_size=6, **SMALL)
+    _, steps, _ = shapes.build(batch_size=5, sample_size=6, **SMALL_WIDTHS)
     by = steps_by_call(steps)
     G, D, S = by["generate"], by["discriminate"], by["samples_generator"]
     assert G["h1_matmul"].arithmetic == ["[5,17] x [17,32] -> [5,32]"]

@@ -88,7 +88,7 @@ def test_compare_can_be_the_first_to_use_tensorflow(tmp_path):
     os.makedirs(tmp_path / "mnist")
     with open(TWIN) as source, open(tmp_path / "mnist" / "model.py", "w") as target:
         target.write(source.read())
-    code = ("import sys\nfrom dcgan_mnist import compare\nassert 'tensorflow' not in sys.modules\n"
+    code = ("import sys\nfrom dcgan_mnist.tools import compare\nassert 'tensorflow' not in sys.modules\n"
             f"_, module = compare.load_original({str(tmp_path)!r})\n"
             "assert module.tf is compare.tf and sys.modules['tensorflow'].__name__ == 'tensorflow'\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(), capture_output=True,

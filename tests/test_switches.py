@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_twin
 
-from dcgan_mnist import cli, compare, evaluate, generate, run, settings, shapes
+from dcgan_mnist import cli, evaluation, settings
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
+from dcgan_mnist.tools import compare, evaluate, generate, shapes
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot
 
@@ -64,7 +65,7 @@ def test_the_defaults_are_the_original():
     defaults = inspect.signature(DCGAN).parameters
     assert (defaults["loss"].default, defaults["d_output"].default, defaults["g_average"].default) == (
         "clipped", "original", 0.0)
-    s = settings.parse_settings([])
+    s = settings.parse_train_flags([])[0]
     assert (s.recipe, s.loss, s.d_output, s.g_average) == ("original", "clipped", "original", 0.0)
     assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original", "g_average": 0.0}
 
@@ -116,7 +117,7 @@ def train_small(g_average, iterations=6):
     z_sample, y_sample = rng.uniform(-1, 1, (4, 8)), OneHot(np.arange(4), 10)
     with tf.Graph().as_default() as graph, tf.Session() as sess:
         tf.set_random_seed(0)
-        training = TrainingGraph(DCGAN(batch_size=6, **TINY_WIDTHS, g_average=g_average), visualize_dim=4)
+        training = TrainingGraph(DCGAN(batch_size=6, **TINY_WIDTHS, g_average=g_average), 0.0002, 4)
         sess.run(tf.global_variables_initializer())
         gen_weights = [sess.run(training.gen_vars)]
         printed = []
@@ -168,7 +169,7 @@ def test_g_average_leaves_the_layer_list_and_is_validated():
     with tf.Graph().as_default(), pytest.raises(ValueError, match="g_average must be in"):
         DCGAN(g_average=1.0)
     with pytest.raises(SystemExit):
-        settings.parse_settings(["--g-average", "1"])
+        settings.parse_train_flags(["--g-average", "1"])[0]
 
 
 def scores_before_and_after_a_bias(d_output):
@@ -199,11 +200,11 @@ def test_without_the_output_batchnorm_d_can_score_a_whole_batch_as_real():
 
 
 def test_recipe_sets_the_switches_and_a_switch_given_overrides_it():
-    s = settings.parse_settings(["--recipe", "repaired"])
+    s = settings.parse_train_flags(["--recipe", "repaired"])[0]
     assert (s.recipe, s.loss, s.d_output, s.g_average) == ("repaired", "stable", "linear", 0.99)
-    s = settings.parse_settings(["--recipe", "repaired", "--d-output", "lrelu", "--g-average", "0"])
+    s = settings.parse_train_flags(["--recipe", "repaired", "--d-output", "lrelu", "--g-average", "0"])[0]
     assert (s.loss, s.d_output, s.g_average) == ("stable", "lrelu", 0.0)
-    s = settings.parse_settings(["--loss", "stable"])
+    s = settings.parse_train_flags(["--loss", "stable"])[0]
     assert (s.recipe, s.loss, s.d_output, s.g_average) == ("original", "stable", "original", 0.0)
 
 
@@ -212,13 +213,6 @@ def test_the_flags_offer_exactly_the_models_choices():
     assert tuple(choices["loss"]) == LOSSES and tuple(choices["d_output"]) == D_OUTPUTS
     for recipe in settings.RECIPES.values():
         assert recipe["loss"] in LOSSES and recipe["d_output"] in D_OUTPUTS
-
-
-def test_a_run_saved_before_the_switches_is_rebuilt_as_the_original():
-    saved = {"batch_size": 4, "dim_z": 8, "dim_W1": 16, "dim_W2": 8, "dim_W3": 4}
-    with tf.Graph().as_default():
-        model = run.model_from_settings(saved)
-    assert (model.loss, model.d_output) == ("clipped", "original")
 
 
 # ---- a repaired run through every tool that reads a run directory ----
@@ -353,9 +347,8 @@ def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_r
     assert reports[True]["weights"] == "G's latest weights"
     assert reports[False]["generated"]["frechet"] != reports[True]["generated"]["frechet"]
     # Both choices scored on one load of the data and the judge (as ablate does) give the same two reports.
-    args = evaluate.build_parser().parse_args(["--checkpoint", str(repaired_runs / "averaged"), "--samples", "20",
-                                               "--judge-dir", str(repaired_runs / "judges")])
-    both = json.loads(cli.dumps(evaluate.evaluate_weights(args, [False, True])))
+    options = settings.Evaluation(samples=20, judge_dir=str(repaired_runs / "judges"))
+    both = json.loads(cli.dumps(evaluation.evaluate_run(str(repaired_runs / "averaged"), options, [False, True])))
     assert both == [reports[False], reports[True]]
     assert shapes.main(["--checkpoint", str(repaired_runs / "averaged")]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("loss stable, d_output linear, g_average 0.9")

@@ -15,9 +15,10 @@ from conftest import ROOT, TINY, run_dir_metrics, tiny_args
 from PIL import Image
 
 from dcgan_mnist import run, settings
+from dcgan_mnist.batches import batches_per_epoch
 from dcgan_mnist.model import tf
-from dcgan_mnist.restore import TrainedGenerator
-from dcgan_mnist.train import batches_per_epoch, main
+from dcgan_mnist.sampler import TrainedGenerator
+from dcgan_mnist.train import main
 
 NUMBER = r"-?\d+(\.\d+)?(e[-+]\d+)?"
 
@@ -125,7 +126,8 @@ def settings_json(run_dir):
 
 
 def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_path, capsys, monkeypatch):
-    from dcgan_mnist import evaluate, judge
+    from dcgan_mnist import judge
+    from dcgan_mnist.tools import evaluate
 
     monkeypatch.setitem(judge.RECIPE, "steps", 30)
     main(tiny_args(mnist_dir, tmp_path, "reference", "--seed", "4", "--max-iterations", "16"))

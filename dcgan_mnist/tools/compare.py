@@ -13,13 +13,22 @@ from itertools import zip_longest
 
 import numpy as np
 
-from . import cli, run
-from .cli import EXIT_USAGE, CommandError, dumps, non_negative_int, parser
-from .graph import PRINTED, TrainingGraph, session_config
-from .lazy_tf import load_tensorflow
-from .model import DIM_Y, tf
-from .settings import MODEL_WIDTHS, RECIPES, add_model_flags, add_original_setting, add_switches, resolve_switches
-from .util import OneHot
+from .. import cli, run
+from ..cli import EXIT_USAGE, NON_NEGATIVE_INT, CommandError, dumps, parser
+from ..graph import PRINTED, TrainingGraph, session_config
+from ..lazy_tf import load_tensorflow
+from ..model import DIM_Y, tf
+from ..settings import (
+    DEFAULT,
+    RECIPES,
+    SWITCHES,
+    add_checkpoint_flag,
+    add_flags,
+    describe_switches,
+    model_flags,
+    settings_from,
+)
+from ..util import OneHot
 
 # Largest difference allowed relative to the larger max |value| of the two tensors: about 80 float32 ulps
 # for one pass. Identical ops give identical numbers, so the lockstep one is tight on purpose, not a bound
@@ -202,7 +211,7 @@ class OurSide(Side):
         with graph.as_default():
             tf.set_random_seed(seed)
             model = run.model_from_settings(settings)
-            self.training = TrainingGraph(model, visualize_dim=VISUALIZE_DIM)
+            self.training = TrainingGraph(model, ORIGINAL_LEARNING_RATE, VISUALIZE_DIM)
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
                          model.layers)
 
@@ -358,15 +367,16 @@ def describe(r):
     return text + f": {r['original'] or 'nothing'} in the original, {r['ours'] or 'nothing'} here"
 
 
-def compare(original_path, sizes, switches=RECIPES["original"], iterations=20, seed=0):
-    """The whole comparison as a JSON-ready report (``match`` says whether everything agreed). ``sizes`` has
-    batch_size and the MODEL_WIDTHS; ``switches`` are this project's (the original's by default)."""
+def compare(original_path, ours=DEFAULT, iterations=20, seed=0):
+    """The whole comparison as a JSON-ready report (``match`` says whether everything agreed). ``ours`` is the
+    Settings of this project's side: its batch size, widths and switches (the original's by default)."""
     model_file, module = load_original(original_path)
-    batch_size, dim_z = sizes["batch_size"], sizes["dim_z"]
+    batch_size, dim_z = ours.batch_size, ours.dim_z
     settings = {"batch_size": batch_size, "image_shape": list(IMAGE_SHAPE), "dim_y": DIM_Y, "dim_channel": 1,
-                **{name: sizes[name] for name in MODEL_WIDTHS}}
+                **ours.widths()}
+    switches, recipe = ours.switches(), ours.recipe
     original = OriginalSide(module, model_file, settings)
-    ours = OurSide({**settings, **switches}, seed)
+    ours = OurSide(ours, seed)
     try:
         pairs = tensor_pairs(ours, original)
         rows = [row(section, name, built(b, section == "layers"), built(a, section == "layers"))
@@ -396,7 +406,7 @@ def compare(original_path, sizes, switches=RECIPES["original"], iterations=20, s
     parts = {section: [r["ok"] for r in rows if r["section"] == section] for section in SECTIONS}
     return {
         "original": model_file,
-        "settings": {**settings, **switches, "iterations": iterations, "seed": seed,
+        "settings": {**settings, "recipe": recipe, **switches, "iterations": iterations, "seed": seed,
                      "visualize_dim": VISUALIZE_DIM, "k": ORIGINAL_K, "learning_rate": ORIGINAL_LEARNING_RATE,
                      "beta1": ORIGINAL_BETA1},
         "tolerances": {"one_pass_rtol": ONE_PASS_RTOL, "lockstep_rtol": LOCKSTEP_RTOL},
@@ -414,7 +424,7 @@ def compare(original_path, sizes, switches=RECIPES["original"], iterations=20, s
 def text_report(report):
     s, t = report["settings"], report["tolerances"]
     lines = [f"original: {report['original']} (TensorFlow 1.x code run on tf.compat.v1)",
-             f"this project: dcgan_mnist.model.DCGAN(loss={s['loss']!r}, d_output={s['d_output']!r})",
+             f"this project: dcgan_mnist.model.DCGAN, {describe_switches(s['recipe'], {n: s[n] for n in SWITCHES})}",
              f"batch {s['batch_size']}, dim_z {s['dim_z']}, dim_W1/W2/W3 {s['dim_W1']}/{s['dim_W2']}/{s['dim_W3']}, "
              f"{s['visualize_dim']} samples, seed {s['seed']}; one pass on the same weights and inputs, then "
              f"{s['iterations']} lockstep iterations (k={s['k']}, two Adam(lr {s['learning_rate']}, beta1 "
@@ -458,28 +468,23 @@ def build_parser():
                "matches, 1 at a divergence, 2 on bad input.")
     p.add_argument("--original", required=True, metavar="PATH",
                    help="a checkout of yihui-he/GAN-MNIST, or its mnist/ folder")
-    add_original_setting(p, "batch_size")
-    p.add_argument("--iterations", type=non_negative_int, default=20, help="lockstep training iterations")
-    p.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the random batches")
-    add_model_flags(p)
-    add_switches(p)
-    p.add_argument("--checkpoint", metavar="RUN_DIR",
-                   help="build this project's side as a run was built: its batch size, widths and switches from "
-                        "its settings.json (RUN_DIR or one of its checkpoints; the weights are not read), to see "
-                        "where its switches depart from the original")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--iterations", type=NON_NEGATIVE_INT.parse, default=20, help="lockstep training iterations")
+    add_flags(p, ["seed"], seed={"default": 0, "help": "seeds the initial weights and the random batches"})
+    model_flags(p)
+    add_checkpoint_flag(p, "build this project's side as a run was built, with the batch size, widths and switches "
+                           "of its settings.json (the weights are not read), to see where its switches depart from "
+                           "the original", required=False)
+    cli.add_json_flag(p, "the report")
     return p
 
 
 def command(argv):
-    args = vars(resolve_switches(build_parser().parse_args(argv)))
-    if args["checkpoint"] is not None:
-        saved = run.Run(args["checkpoint"]).settings
-        args.update(run.graph_settings(saved))
-    report = compare(args["original"], args, run.switches_of(args), iterations=args["iterations"], seed=args["seed"])
-    print(dumps(report, indent=1) if args["json"] else text_report(report))
+    args = build_parser().parse_args(argv)
+    ours = settings_from(args) if args.checkpoint is None else run.Run(args.checkpoint).settings
+    report = compare(args.original, ours, iterations=args.iterations, seed=args.seed)
+    print(dumps(report, indent=1) if args.json else text_report(report))
     return 0 if report["match"] else 1
 
 
 def main(argv=None):
-    return cli.run(command, argv)
+    return cli.run_command(command, argv)

@@ -7,8 +7,9 @@ import re
 
 from PIL import Image
 
-from . import cli
-from .util import ensure_dir
+from .. import cli
+from ..settings import add_flags
+from ..util import ensure_dir
 
 SAMPLE_NAME = re.compile(r"sample_(\d+)\.jpg")
 
@@ -22,14 +23,14 @@ def sample_files(vis_dir):
 def build_parser():
     p = cli.parser("python -m dcgan_mnist gif",
                    "Make an animated GIF with one frame per vis/sample_N.jpg, in training order, looping forever.")
-    p.add_argument("--vis-dir", default="vis", help="folder of the sample_N.jpg grids written during training")
-    p.add_argument("--duration", type=cli.positive_int, default=200, help="milliseconds each frame is shown")
+    add_flags(p, ["vis_dir"], vis_dir={"help": "folder of the sample_N.jpg grids written during training"})
+    p.add_argument("--duration", type=cli.POSITIVE_INT.parse, default=200, help="milliseconds each frame is shown")
     p.add_argument("--out", required=True, metavar="FILE.gif", help="the animated GIF to write (ends in .gif)")
     return p
 
 
 def main(argv=None):
-    return cli.run(make_gif, argv)
+    return cli.run_command(make_gif, argv)
 
 
 def make_gif(argv):

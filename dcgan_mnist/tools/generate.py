@@ -11,11 +11,11 @@ import os
 import numpy as np
 from PIL import Image
 
-from . import cli
-from .cli import parser, positive_int
-from .model import DIM_Y
-from .restore import TrainedGenerator, add_latest_weights_flag
-from .util import OneHot, ensure_dir, save_visualization
+from .. import cli
+from ..cli import POSITIVE_INT, parser
+from ..sampler import TrainedGenerator, draw_in_mixed_batches
+from ..settings import Evaluation, add_checkpoint_flag, add_flags, fresh_seed
+from ..util import ensure_dir, save_visualization
 
 
 def parse_digits(text):
@@ -37,49 +37,18 @@ def parse_digits(text):
     return digits
 
 
-def draw_in_mixed_batches(sample, Z, labels, batch_size, rng):
-    """The images [N, 28, 28, 1] that ``sample(z, y)`` draws for noise Z [N, dim_z] and digits ``labels`` [N].
-
-    The generator normalises with the statistics of the batch it draws, and it was trained on batches of
-    mixed digits. A batch of one digit is far from those (its label inputs are the same in every row, so
-    batchnorm mostly subtracts them away) and draws poor digits. So the samples are laid out in batches of
-    ``batch_size`` whose digits cycle 0, 1, ..., 9, 0, 1, ...: the k-th sample asked for of digit d takes
-    place d + 10k. Places no sample was asked for are filled with fresh z from ``rng`` and their images are
-    dropped. How a sample comes out then does not depend on which other digits were asked for, and only a
-    little on its batch-mates' z.
-    """
-    labels = np.asarray(labels)
-    rank = np.empty(len(labels), dtype=np.int64)
-    for digit in range(DIM_Y):
-        mine = labels == digit
-        rank[mine] = np.arange(np.count_nonzero(mine))
-    place = labels + DIM_Y * rank
-    n_batches = -(-(place.max() + 1) // batch_size)
-    batch_z = np.empty((n_batches * batch_size, np.shape(Z)[1]))
-    batch_z[place] = Z
-    free = np.ones(len(batch_z), dtype=bool)
-    free[place] = False
-    batch_z[free] = rng.uniform(-1, 1, size=(np.count_nonzero(free), batch_z.shape[1]))
-    batch_y = OneHot(np.arange(len(batch_z)) % DIM_Y, DIM_Y)
-    images = np.concatenate([sample(batch_z[i:i + batch_size], batch_y[i:i + batch_size])
-                             for i in range(0, len(batch_z), batch_size)])
-    return images[place]
-
-
 def build_parser():
     p = parser("python -m dcgan_mnist generate",
                "Draw a grid of digits from a trained run's generator: one row per digit (in the order given), "
                "--per-digit samples per row, z ~ uniform(-1, 1) as in training. Samples are drawn in batches "
                "of the run's --visualize-dim whose digits are mixed as in training, because the generator's "
                "batchnorm uses the statistics of the batch it draws.")
-    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
-                   help="run directory of train.py (its latest checkpoint is used) or one of its checkpoints, "
-                        "RUN_DIR/checkpoints/ckpt-N")
+    add_checkpoint_flag(p, "the run to draw from")
     p.add_argument("--digits", type=parse_digits, default="0-9",
                    help="which digits, one row each, in this order: e.g. 0-9, 3, 1,4,7 or 2-5,8; no repeats")
-    p.add_argument("--per-digit", type=positive_int, default=20, help="samples per digit, the grid's columns")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the z draws (default: a fresh one, printed so the grid can be drawn again)")
+    p.add_argument("--per-digit", type=POSITIVE_INT.parse, default=20, help="samples per digit, the grid's columns")
+    add_flags(p, ["seed"], seed={"help": "seed of the z draws (default: a fresh one, printed so the grid can be "
+                                         "drawn again)"})
     p.add_argument("--interpolate", action="store_true",
                    help="each row walks z in a straight line from one random point to another across the "
                         "columns; every row uses the same two points, so rows differ only by the label")
@@ -87,7 +56,7 @@ def build_parser():
                    help="also save the raw samples: images [N,28,28] float32 in [0,1], labels [N], z [N,dim_z]")
     p.add_argument("--out", required=True, metavar="FILE.png",
                    help="the grid picture (format from the extension; PNG keeps it lossless)")
-    add_latest_weights_flag(p)
+    add_flags(p, ["latest_weights"], source=Evaluation)
     return p
 
 
@@ -112,7 +81,7 @@ def check_out_path(path, flag, parser):
 
 
 def main(argv=None):
-    return cli.run(generate_command, argv)
+    return cli.run_command(generate_command, argv)
 
 
 def generate_command(argv):
@@ -121,14 +90,14 @@ def generate_command(argv):
     if args.interpolate and args.per_digit < 2:
         parser.error(f"--interpolate needs --per-digit of 2 or more (start and end), got {args.per_digit}")
     check_out_path(args.out, "--out", parser)
-    seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
+    seed = args.seed if args.seed is not None else fresh_seed()
 
     generator = TrainedGenerator(args.checkpoint, latest=args.latest_weights)
     n_rows, n_cols = len(args.digits), args.per_digit
     rng = np.random.RandomState(seed)
     Z = draw_z(rng, n_rows, n_cols, generator.dim_z, args.interpolate)
     labels = np.repeat(args.digits, n_cols)
-    images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings["visualize_dim"], rng)
+    images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings.visualize_dim, rng)
     generator.close()
 
     for path in (args.out, args.npz):

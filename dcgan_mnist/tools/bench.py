@@ -21,16 +21,15 @@ import time
 
 import numpy as np
 
-from . import settings as settings_module
-from . import train
-from .cli import CommandError, dumps, non_negative_int, parser, positive_int, run
-from .graph import TrainingGraph, session_config
-from .load import DataError, load_dataset
-from .model import _tf, tf
-from .run import model_from_settings, switches_of
-from .settings import RECIPES
+from .. import cli
+from ..batches import batches_per_epoch, prepare_batch
+from ..cli import POSITIVE_INT, CommandError, dumps, parser, run_command
+from ..graph import TrainingGraph, session_config
+from ..load import DataError, load_dataset
+from ..model import _tf, tf
+from ..run import model_from_settings
+from ..settings import DEFAULT, RECIPES, SWITCHES, add_flags, describe_switches, model_flags, settings_from
 
-DEFAULTS = settings_module.build_parser().parse_args([])
 # The original's training split: 50,000 of MNIST's 60,000 training images.
 SYNTHETIC_IMAGES = 50000
 # Significant digits of the timings: the table shows what repeated runs agree on, the JSON a little more.
@@ -45,7 +44,6 @@ def float_operations():
 
 
 def build_parser():
-    defaults = DEFAULTS
     p = parser("python -m dcgan_mnist bench",
                "Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares them) "
                "after a warm-up, and print iterations/second, ms per D and G step, FLOPs per iteration counted "
@@ -53,26 +51,20 @@ def build_parser():
     p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
                    help="faithful: every iteration computes the post-update numbers the original prints; compact: "
                         "only every --log-every iterations (as train.py --log compact)")
-    p.add_argument("--iterations", type=positive_int, default=50, help="timed iterations")
-    p.add_argument("--warmup", type=positive_int, default=2,
+    p.add_argument("--iterations", type=POSITIVE_INT.parse, default=50, help="timed iterations")
+    p.add_argument("--warmup", type=POSITIVE_INT.parse, default=2,
                    help="untimed runs of each kind of Session.run the timed iterations make")
-    settings_module.add_original_setting(p, "batch_size")
-    p.add_argument("--log-every", type=positive_int, default=defaults.log_every,
-                   help="compact mode: iterations between evaluated (logged) iterations")
-    p.add_argument("--data-dir", default=None,
-                   help="time on the MNIST-format files in this folder (default: synthetic uint8 data, "
-                        f"{SYNTHETIC_IMAGES} images)")
-    p.add_argument("--valid-size", type=non_negative_int, default=defaults.valid_size,
-                   help="with --data-dir: training images held out, as train.py does")
-    settings_module.add_model_flags(p)
-    settings_module.add_switches(p)
+    model_flags(p)
+    add_flags(p, ["log_every", "data_dir", "valid_size", "threads", "seed"],
+              log_every={"help": "compact mode: iterations between evaluated (logged) iterations"},
+              data_dir={"help": "time on the MNIST-format files in this folder (default: synthetic uint8 data, "
+                                f"{SYNTHETIC_IMAGES} images)"},
+              valid_size={"help": "with --data-dir: training images held out, as train.py does"},
+              seed={"default": 0, "help": "seeds the weights, the data order and z"})
     p.add_argument("--against", choices=list(RECIPES), default=None,
                    help="also time this recipe, side by side in the same process: the same batches and initial "
                         "weights, the two taking turns every iteration; adds the ratios of the first to it")
-    p.add_argument("--threads", type=non_negative_int, default=defaults.threads,
-                   help="TensorFlow intra/inter-op threads (0: TensorFlow decides)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and z")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    cli.add_json_flag(p, "the result")
     return p
 
 
@@ -83,11 +75,11 @@ def synthetic_data(n, rng):
 
 def batches(trX, trY, batch_size, dim_z):
     """Endless (Xs, Ys, Zs) in train.py's manner: a fresh order each epoch, the partial last batch dropped."""
-    n_batches = train.batches_per_epoch(len(trY), batch_size)
+    n_batches = batches_per_epoch(len(trY), batch_size)
     while True:
         order = np.random.permutation(len(trY))
         for b in range(n_batches):
-            yield train.prepare_batch(trX, trY, order[b * batch_size:(b + 1) * batch_size], dim_z)
+            yield prepare_batch(trX, trY, order[b * batch_size:(b + 1) * batch_size], dim_z)
 
 
 def executed_ops(fetches):
@@ -139,20 +131,20 @@ class Timed:
     """One recipe's model and training graph in a graph and session of its own, with the FLOPs of each kind of
     Session.run the timed iterations make and the seconds each of its steps took."""
 
-    def __init__(self, args, recipe, switches, kinds):
-        self.recipe, self.graph = recipe, tf.Graph()
+    def __init__(self, settings, kinds):
+        self.recipe, self.graph = settings.recipe, tf.Graph()
         with self.graph.as_default():
-            tf.set_random_seed(args.seed)
-            self.model = model_from_settings({**vars(args), **switches})
-            self.training = TrainingGraph(self.model)
+            tf.set_random_seed(settings.seed)
+            self.model = model_from_settings(settings)
+            self.training = TrainingGraph(self.model, settings.learning_rate, settings.visualize_dim)
             self.flops = {kind: count_flops(self.training.fetches(*kind)) for kind in set(kinds)}
-            self.session = tf.Session(config=session_config(args.threads))
+            self.session = tf.Session(config=session_config(settings.threads))
             self.session.run(tf.global_variables_initializer())
         self.step_seconds = {"D": [], "G": []}
 
     def step(self, iteration, batch, evaluate, timed=True):
         started = time.perf_counter()
-        out = self.training.step(self.session, iteration, *batch, k=DEFAULTS.k, evaluate=evaluate)
+        out = self.training.step(self.session, iteration, *batch, k=DEFAULT.k, evaluate=evaluate)
         if timed:
             self.step_seconds[out["updated"]].append(time.perf_counter() - started)
 
@@ -189,17 +181,18 @@ def bench(args):
         except DataError as e:
             raise CommandError(f"--data-dir: {e}") from None
         data = f"{args.data_dir} ({len(trY)} training images)"
-    if train.batches_per_epoch(len(trY), args.batch_size) == 0:
+    if batches_per_epoch(len(trY), args.batch_size) == 0:
         raise CommandError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
 
     def evaluated(i):  # train.py's rule for which iterations compute the printed numbers
         return args.mode == "faithful" or i % args.log_every == 0
 
     timed = range(args.iterations)
-    kinds = [("G" if np.mod(i, DEFAULTS.k) != 0 else "D", evaluated(i)) for i in timed]
-    recipes = [Timed(args, args.recipe, switches_of(args), kinds)]
+    kinds = [("G" if np.mod(i, DEFAULT.k) != 0 else "D", evaluated(i)) for i in timed]
+    settings = settings_from(args)
+    recipes = [Timed(settings, kinds)]
     if args.against is not None:
-        recipes.append(Timed(args, args.against, RECIPES[args.against], kinds))
+        recipes.append(Timed(settings.replace(recipe=args.against, **RECIPES[args.against]), kinds))
     feed = batches(trX, trY, args.batch_size, args.dim_z)
 
     for updated, evaluate in sorted(set(kinds)):
@@ -246,8 +239,7 @@ def shown(value):
 def print_table(r):
     mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
     recipes = r.get("recipes", [r])
-    names = " against ".join(f"recipe {x['recipe']} (--loss {x['loss']} --d-output {x['d_output']}"
-                             f" --g-average {x['g_average']:g})" for x in recipes)
+    names = " against ".join(describe_switches(x["recipe"], {name: x[name] for name in SWITCHES}) for x in recipes)
     print(f"bench: {mode} mode, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
     for x in recipes:
@@ -269,7 +261,7 @@ def print_table(r):
 
 
 def command(argv):
-    args = settings_module.resolve_switches(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
     result = bench(args)
     if args.json:
         print(dumps(result))
@@ -279,4 +271,4 @@ def command(argv):
 
 
 def main(argv=None):
-    return run(command, argv)
+    return run_command(command, argv)

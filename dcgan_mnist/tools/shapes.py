@@ -11,15 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import run
-from . import settings as settings_module
-from .cli import parser, positive_int
-from .cli import run as run_command
-from .model import tf
-from .settings import DEFAULT, MODEL_WIDTHS, RECIPES, add_model_flags, add_original_setting
-
-# The switches of docs/repaired.md with the original's values; a run's settings.json may hold others.
-SWITCHES = RECIPES["original"]
+from .. import run
+from ..cli import POSITIVE_INT, parser, run_command
+from ..model import tf
+from ..settings import DEFAULT, MODEL_WIDTHS, add_checkpoint_flag, model_flags, settings_from
 
 CALL_TITLES = {
     "generate": "G: generate(Z, Y), called by build_model",
@@ -187,12 +182,12 @@ def unique(items):
     return list(dict.fromkeys(items))
 
 
-def build(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], **options):
+def build(batch_size=DEFAULT.batch_size, sample_size=DEFAULT.visualize_dim, **options):
     """Build the model as train.py does (build_model, then the sampler) in a fresh graph; ``options`` are
     settings of a run (dim_z, dim_W1, ..., loss, d_output), the original's where left out. Returns (model,
     one Step per entry of model.layers, build_model's results as (name, tensor))."""
     with tf.Graph().as_default():
-        model = run.model_from_settings({**DEFAULT, **options, "batch_size": batch_size})
+        model = run.model_from_settings(DEFAULT.replace(**options, batch_size=batch_size))
         Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
         Z_sample, Y_sample, _ = model.samples_generator(sample_size)
     named = {Z: "Z", Y: "Y", image_real: "image_real", model.image_gen: "image_gen = sigmoid(G's h4)",
@@ -271,13 +266,14 @@ def render_markdown(settings, report):
     return "\n".join(lines)
 
 
-def report(batch_size=DEFAULT["batch_size"], sample_size=DEFAULT["visualize_dim"], form="table", **options):
+def report(batch_size=DEFAULT.batch_size, sample_size=DEFAULT.visualize_dim, form="table", **options):
     """The command's whole output. ``options`` are as ``build`` takes them; the switches are named when they are
     not the original's."""
     model, steps, outputs = build(batch_size, sample_size, **options)
     settings = f"batch size {batch_size}, sampler batch {sample_size}, " + ", ".join(
         [f"{name} {getattr(model, name)}" for name in MODEL_WIDTHS]
-        + [f"{name} {getattr(model, name)}" for name, value in SWITCHES.items() if getattr(model, name) != value])
+        + [f"{name} {getattr(model, name)}" for name, value in DEFAULT.switches().items()
+           if getattr(model, name) != value])
     return (render_markdown if form == "markdown" else render_table)(settings, tables(model, steps, outputs))
 
 
@@ -285,14 +281,11 @@ def build_parser():
     p = parser("python -m dcgan_mnist shapes",
                "Build the model in a fresh graph and print, for every step of G, D and the sampler, what it does, "
                "its ops, input/weight/output shapes and the arithmetic behind them, then the parameter counts.")
-    add_original_setting(p, "batch_size")
-    p.add_argument("--sample-size", type=positive_int, default=DEFAULT["visualize_dim"],
+    model_flags(p)
+    p.add_argument("--sample-size", type=POSITIVE_INT.parse, default=DEFAULT.visualize_dim,
                    help="batch size of the sampler (train.py's visualize_dim)")
-    add_model_flags(p)
-    settings_module.add_switches(p)
-    p.add_argument("--checkpoint", metavar="RUN_DIR",
-                   help="show the graph of a trained run instead: its batch sizes, widths and switches from its "
-                        "settings.json (RUN_DIR or one of its checkpoints)")
+    add_checkpoint_flag(p, "show the graph of a trained run instead, with the batch sizes, widths and switches of "
+                           "its settings.json", required=False)
     p.add_argument("--format", choices=["table", "markdown"], default="table",
                    help="table: aligned plain text; markdown: what docs/shapes.md holds")
     return p
@@ -303,11 +296,11 @@ def main(argv=None):
 
 
 def shapes_command(argv):
-    args = vars(settings_module.resolve_switches(build_parser().parse_args(argv)))
-    path, form = args.pop("checkpoint"), args.pop("format")
-    del args["recipe"]
-    if path is not None:  # the run's graph: its sizes and switches (the original's when it predates them)
-        saved = run.Run(path).settings
-        args = {**run.graph_settings(saved), "sample_size": saved["visualize_dim"]}
-    sys.stdout.write(report(form=form, **args))
+    args = build_parser().parse_args(argv)
+    if args.checkpoint is None:
+        settings, sample_size = settings_from(args), args.sample_size
+    else:  # the run's graph: its sizes and switches
+        settings = run.Run(args.checkpoint).settings
+        sample_size = settings.visualize_dim
+    sys.stdout.write(report(settings.batch_size, sample_size, args.format, **settings.widths(), **settings.switches()))
     return 0

@@ -33,38 +33,44 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import cli, run
-from . import evaluate as evaluate_module
-from . import settings as settings_module
-from .cli import CommandError, non_negative_int, positive_int
-from .load import DATASETS
-from .records import METRICS_FILE, Events
-from .restore import TrainedGenerator
-from .train import EXIT_NOT_FINITE
-from .train import main as train_main
-from .util import OneHot, ensure_dir, tile_grid
+from .. import cli, run
+from ..cli import POSITIVE_INT, CommandError
+from ..evaluation import evaluate_run
+from ..metrics import flat_scores
+from ..records import METRICS_FILE, Events
+from ..sampler import TrainedGenerator
+from ..settings import MODEL_WIDTHS, RUN_DEFINING, SEED, Evaluation, Settings, add_flags, flag, resolve_switches
+from ..train import EXIT_NOT_FINITE, resume_settings, train
+from ..util import OneHot, ensure_dir, tile_grid
 
-# Each variant's train.py flags: the original, each switch alone, the recipe with the lrelu left on its logit
-# (which of the two fixes of D's output it needs), and the repaired recipe (docs/repaired.md).
+# Each variant's settings: the original, each switch alone, the recipe with the lrelu left on its logit (which
+# of the two fixes of D's output it needs), and the repaired recipe (docs/repaired.md).
 VARIANTS = {
-    "original": [],
-    "stable-loss": ["--loss", "stable"],
-    "lrelu-logit": ["--d-output", "lrelu"],
-    "linear-logit": ["--d-output", "linear"],
-    "stable-lrelu-logit": ["--loss", "stable", "--d-output", "lrelu"],
-    "repaired": ["--recipe", "repaired"],
+    "original": {},
+    "stable-loss": {"loss": "stable"},
+    "lrelu-logit": {"d_output": "lrelu"},
+    "linear-logit": {"d_output": "linear"},
+    "stable-lrelu-logit": {"loss": "stable", "d_output": "lrelu"},
+    "repaired": {"recipe": "repaired"},
 }
+# The training settings an ablation sets for all its runs; those that define a run must agree between two
+# invocations into one --out, as must the scores' size and interval.
+SHARED_SETTINGS = ("dataset", "data_dir", "valid_size", "batch_size", *MODEL_WIDTHS, "judge_dir", "threads")
 RECORD_FILE = "ablation.json"
 LOCK_SUFFIX = ".lock"
 TABLE_FILE = "ablation.md"
 GRIDS_FILE = "grids.png"
 # Flags that make scores comparable: a second invocation into the same --out must repeat them.
-FIXED = ("samples", "eval_every", "dataset", "data_dir", "valid_size", "batch_size",
-         *settings_module.MODEL_WIDTHS)
+FIXED = ("samples", "eval_every", *(name for name in SHARED_SETTINGS if name in RUN_DEFINING))
 GRID_SAMPLES_PER_DIGIT = 10
 GRID_SEED = 0
 LABEL_HEIGHT = 14
 GAP = 8
+
+
+def variant_flags(variant):
+    """The train.py flags of ``variant``."""
+    return [text for name, value in VARIANTS[variant].items() for text in (flag(name), str(value))]
 
 
 def variant_list(text):
@@ -80,8 +86,8 @@ def seed_list(text):
         seeds = [int(seed) for seed in text.split(",")]
     except ValueError:
         seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct whole numbers separated by commas, got {text!r}")
+    if not seeds or len(set(seeds)) != len(seeds) or not all(map(SEED.valid, seeds)):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds ({SEED.wanted}) separated by commas, got {text!r}")
     return seeds
 
 
@@ -97,20 +103,12 @@ def build_parser():
                    help=f"which variants, in this order (default: {','.join(VARIANTS)})")
     p.add_argument("--seeds", type=seed_list, default=[0, 1, 2, 3, 4],
                    help="seeds of each variant, separated by commas (default: 0,1,2,3,4)")
-    p.add_argument("--iterations", type=positive_int, default=3000, help="iterations of every run")
-    p.add_argument("--eval-every", type=positive_int, default=500,
+    p.add_argument("--iterations", type=POSITIVE_INT.parse, default=3000, help="iterations of every run")
+    p.add_argument("--eval-every", type=POSITIVE_INT.parse, default=500,
                    help="iterations between scores (the last score is at --iterations)")
-    p.add_argument("--samples", type=evaluate_module.sample_count, default=10000,
-                   help="generated images per score (evaluate's --samples)")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="train.py's --dataset")
-    p.add_argument("--data-dir", default=None, help="train.py's --data-dir (default: data/)")
-    p.add_argument("--valid-size", type=positive_int, default=10000,
-                   help="train.py's --valid-size (the validation images NNC and NND are measured on)")
-    settings_module.add_original_setting(p, "batch_size")
-    settings_module.add_model_flags(p)
-    p.add_argument("--judge-dir", default=None,
-                   help="where the evaluation's judge is cached (default: ~/.cache/dcgan-mnist/judge)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="TensorFlow threads (0: TensorFlow decides)")
+    add_flags(p, ["samples"], source=Evaluation, samples={"help": "generated images per score (evaluate's --samples)"})
+    add_flags(p, SHARED_SETTINGS,
+              valid_size={"help": "train.py's --valid-size (the validation images NNC and NND are measured on)"})
     return p
 
 
@@ -179,12 +177,12 @@ class Record:
         fixed = {name: getattr(args, name) for name in FIXED}
         self.data = self.read() or {"settings": fixed, "variants": {}, "runs": {}}
         stored = self.data["settings"]
-        changed = [f"{settings_module.flag(name)} {stored.get(name)!r} (now {value!r})"
+        changed = [f"{flag(name)} {stored.get(name)!r} (now {value!r})"
                    for name, value in fixed.items() if stored.get(name) != value]
         if changed:
             raise CommandError(f"{out} holds an ablation run with {', '.join(changed)}; its scores are only "
                                f"comparable with the same flags: repeat them or use another --out")
-        self.data["variants"].update({name: VARIANTS[name] for name in args.variants})
+        self.data["variants"].update({name: variant_flags(name) for name in args.variants})
 
     def read(self):
         """The file's data; None when there is no file yet."""
@@ -347,7 +345,7 @@ class Ablation:
                                            f"before {budget}: lower --iterations")
                 started = time.perf_counter()
                 # A run trained with --g-average is also scored with G's latest weights: what the average changes.
-                averaged = run.switches_of(run.load_settings(run_dir, "--out"))["g_average"] > 0
+                averaged = run.load_settings(run_dir, "--out").g_average > 0
                 report, *latest = self.score(run_dir, budget, [False, True] if averaged else [False])
                 if latest:
                     entry.setdefault("latest_weights_scores", {})[str(budget)] = latest[0]
@@ -357,7 +355,7 @@ class Ablation:
                 self.record.save()
                 if events is None:
                     events = Events(os.path.join(self.out, "tensorboard", variant, f"seed-{seed}"), None)
-                events.scalars(budget, evaluate_module.flat_scores(scores_of(report)))
+                events.scalars(budget, flat_scores(scores_of(report)))
                 events.flush()
                 self.write_table()
                 generated = report["generated"]
@@ -371,29 +369,22 @@ class Ablation:
         return 0
 
     def train(self, variant, seed, run_dir, done, budget):
-        a = self.args
+        """Train the run up to iteration ``budget`` from ``done``; train.py's exit status."""
         if done:
-            return train_main(["--resume", run_dir, "--max-iterations", str(budget)])
+            return train(*resume_settings(run_dir, {"max_iterations": budget}))
         if os.path.isdir(run_dir):  # stopped before its first checkpoint: nothing to resume, start it afresh
             shutil.rmtree(run_dir)
-        flags = [*VARIANTS[variant], "--seed", str(seed), "--run-dir", run_dir,
-                 "--vis-dir", os.path.join(self.out, "vis", variant, f"seed-{seed}"),
-                 "--max-iterations", str(budget), "--log", "compact", "--checkpoint-every", str(a.eval_every),
-                 "--keep-checkpoints", "1", "--dataset", a.dataset, "--valid-size", str(a.valid_size),
-                 "--batch-size", str(a.batch_size), "--threads", str(a.threads)]
-        for name in settings_module.MODEL_WIDTHS:
-            flags += [settings_module.flag(name), str(getattr(a, name))]
-        if a.data_dir is not None:
-            flags += ["--data-dir", a.data_dir]
-        return train_main(flags)
+        shared = {name: getattr(self.args, name) for name in SHARED_SETTINGS}
+        return train(Settings(**resolve_switches({
+            **shared, **VARIANTS[variant], "seed": seed, "run_dir": run_dir,
+            "vis_dir": os.path.join(self.out, "vis", variant, f"seed-{seed}"), "max_iterations": budget,
+            "log": "compact", "checkpoint_every": self.args.eval_every, "keep_checkpoints": 1})))
 
     def score(self, run_dir, budget, latest_choices):
         a = self.args
-        flags = ["--checkpoint", os.path.join(run.checkpoint_dir(run_dir), f"{run.PREFIX}-{budget}"),
-                 "--samples", str(a.samples), "--threads", str(a.threads)]
-        if a.judge_dir is not None:
-            flags += ["--judge-dir", a.judge_dir]
-        return evaluate_module.evaluate_weights(evaluate_module.build_parser().parse_args(flags), latest_choices)
+        checkpoint = os.path.join(run.checkpoint_dir(run_dir), f"{run.PREFIX}-{budget}")
+        return evaluate_run(checkpoint, Evaluation(samples=a.samples, judge_dir=a.judge_dir, threads=a.threads),
+                            latest_choices)
 
     def write_table(self):
         run.write_atomically(os.path.join(self.out, TABLE_FILE), table(self.record.data))
@@ -525,4 +516,4 @@ def ablate_command(argv):
 
 
 def main(argv=None):
-    return cli.run(ablate_command, argv)
+    return cli.run_command(ablate_command, argv)

@@ -7,12 +7,20 @@ Exit codes of every command: 0 done, 1 a failure the message explains (``Command
 number when stopped by Ctrl-C (130) or SIGTERM (143).
 """
 import argparse
+import contextlib
 import json
 import math
+import os
+import shlex
+import shutil
+import signal
 import sys
+import threading
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
 
 
 class CommandError(Exception):
@@ -24,12 +32,37 @@ class CommandError(Exception):
 
 
 def run_command(main, argv=None):
-    """Call ``main(argv)`` and turn a CommandError into its message and exit status."""
+    """Call ``main(argv)`` and turn a CommandError into its message and exit status; Ctrl-C and SIGTERM end it
+    through its ``finally`` blocks (what it was making is cleaned up), without a traceback."""
     try:
-        return main(argv)
+        with sigterm_unwinds():
+            return main(argv)
     except CommandError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+
+
+def raise_system_exit(signum, frame):
+    raise SystemExit(EXIT_SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """SIGTERM's default action ends the process at once, without the cleanup of ``finally`` blocks; while the
+    default is in place, make it raise SystemExit(EXIT_SIGTERM) instead, so the staging folder is removed. A
+    handler someone else installed is left alone (the training loop has its own), and so is SIGTERM outside
+    the main thread, where Python cannot set handlers."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_system_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 SEED_LIMIT = 2**32  # numpy's legacy seeding takes 0 <= seed < 2**32
@@ -81,6 +114,23 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
                 or "(default" in text):
             return text
         return text + " (default: %(default)s)"
+
+
+def shell_command(*words):
+    """``words`` as one line a shell runs as they are: every word quoted where it needs it."""
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
+def program(command):
+    """The words that start ``command`` (train, generate, ...) the way this process was started: the
+    ``dcgan-mnist`` console command, this interpreter with ``-m dcgan_mnist``, or this interpreter with the
+    script it ran (``python train.py``); so a printed command also runs outside the virtualenv."""
+    started = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(started) == "dcgan-mnist":
+        return ["dcgan-mnist" if shutil.which("dcgan-mnist") == started else started, command]
+    if command == "train" and os.path.basename(started) == "train.py" and os.path.isfile(started):
+        return [sys.executable, started]
+    return [sys.executable, "-m", "dcgan_mnist", command]
 
 
 def add_json_flag(parser, what):

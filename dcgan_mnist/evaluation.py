@@ -6,9 +6,10 @@ import sys
 import numpy as np
 
 from . import judge as judge_module
+from . import run
 from .cli import CommandError
-from .load import DataError, load_dataset, mnist, resolve_data_dir
-from .metrics import flat_scores, score
+from .load import DataError, mnist, mnist_with_valid_set, resolve_data_dir
+from .metrics import flat_scores, images_also_in, score
 from .sampler import TrainedGenerator
 from .settings import Evaluation
 
@@ -51,7 +52,7 @@ class TrainingScorer:
         self.judge.close()
 
 
-def load_run_split(settings, options):
+def load_run_split(settings, options, run_dir):
     """The run's ``Splits`` (its data set, folder and validation size unless ``options`` overrides them), and what
     they are. The split is numpy's first random draw after seeding, so a seeded run's split is drawn again exactly;
     an unseeded run's cannot be, and a fresh random split is used."""
@@ -62,8 +63,10 @@ def load_run_split(settings, options):
     if settings.seed is not None:
         np.random.seed(settings.seed)
     try:
-        data = load_dataset(dataset, data_dir, valid_size)
         directory = resolve_data_dir(dataset, data_dir, download=False)
+        if same_split:
+            run.check_data(run_dir, directory, "evaluate")
+        data = mnist_with_valid_set(directory, valid_size)
     except DataError as e:
         raise CommandError(str(e)) from None
     if not same_split:
@@ -72,9 +75,22 @@ def load_run_split(settings, options):
               f"include images the generator trained on, which flatters NNC and NND", file=sys.stderr)
     if len(data.vaX) == 0:
         raise CommandError("the run has no validation images (valid_size 0) for NNC and NND; pass --valid-size N")
+    # The judge trains on the whole training file (training + validation split): a test image that is also there
+    # makes its test accuracy a training accuracy.
+    seen = images_also_in(data.teX, np.concatenate([data.trX, data.vaX]))
+    if seen:
+        print(f"warning: {seen} of the {len(data.teX)} test images in {directory} are also in its training file, so "
+              f"the judge's test accuracy is measured on images it was trained on", file=sys.stderr)
     return data, {"dataset": dataset, "data_dir": directory, "valid_size": valid_size, "run_seed": settings.seed,
                   "run_split": same_split, "train_images": len(data.trX), "validation_images": len(data.vaX),
-                  "test_images": len(data.teX)}
+                  "test_images": len(data.teX), "test_images_in_training_file": seen}
+
+
+def warn_if_too_few_for_frechet(samples):
+    features = judge_module.TRAINING["features"]
+    if samples <= features:
+        print(f"warning: {samples} samples are too few for a Frechet distance of the judge's {features} features "
+              f"(their covariance needs more than {features}); it is reported, but unreliable", file=sys.stderr)
 
 
 def evaluate_run(checkpoint, options=Evaluation(), latest_choices=None):
@@ -88,7 +104,8 @@ def evaluate_run(checkpoint, options=Evaluation(), latest_choices=None):
             try:
                 settings = generator.settings
                 if judge is None:
-                    data, data_info = load_run_split(settings, options)
+                    warn_if_too_few_for_frechet(options.samples)
+                    data, data_info = load_run_split(settings, options, generator.run.run_dir)
                     judge = judge_for(data_info["dataset"], data_info["data_dir"], options.judge_dir, options.threads)
                 scores = score(generator.sample, options.samples, settings.visualize_dim, settings.dim_z, data,
                                judge, np.random.RandomState(options.seed), references)

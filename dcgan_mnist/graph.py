@@ -1,6 +1,6 @@
 """The training graph of the original train.py: the model, two Adam optimizers, the sampler.
 
-``TrainingGraph.step`` is one iteration of the original loop (update D at even iterations, G at
+``TrainingGraph.iterate`` is one iteration of the original loop (update D at even iterations, G at
 odd ones, then evaluate the other numbers after the update). The training loop, the compare
 tool and the benchmark all go through it, so there is one definition of an iteration.
 
@@ -13,6 +13,8 @@ discriminator's score of the real images is computed once. The same ops run on t
 in the original's session (``session_config``) every printed number and weight is bit for bit the
 original's; tests/test_bench.py checks this against a two-run loop built as the original builds it.
 """
+import sys
+
 import numpy as np
 
 from .model import DCGAN, tf
@@ -27,13 +29,42 @@ PRINTED = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 GATE = 2  # tf.train.Optimizer.GATE_GRAPH, as a number so that importing this module does not import TensorFlow
 
 
-def session_config(threads=0):
-    """The session the original ran in. Its InteractiveSession sets place_pruned_graph, so each run's
-    subgraph is placed on its own and TensorFlow's graph optimiser (Grappler) never rewrites it. The
-    printed numbers depend on that: Grappler's arithmetic rewrites change their last digits."""
+PRECISIONS = ("fp32", "bf16")
+
+
+def session_config(threads=0, precision="fp32"):
+    """The session the original ran in (``fp32``). Its InteractiveSession sets place_pruned_graph, so each run's
+    subgraph is placed on its own and TensorFlow's graph optimiser (Grappler) never rewrites it. The printed
+    numbers depend on that: Grappler's arithmetic rewrites change their last digits.
+
+    ``bf16`` lets Grappler rewrite the graph into mixed precision instead: bfloat16 matmuls and convolutions
+    through oneDNN on a CPU, float16 on a GPU; the variables, the Adam moments, the losses and the printed numbers
+    stay float32."""
     config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-    config.graph_options.place_pruned_graph = True
+    if precision == "fp32":
+        config.graph_options.place_pruned_graph = True
+    else:
+        rewrite = config.graph_options.rewrite_options
+        on = type(rewrite).ON
+        if tf.config.list_physical_devices("GPU"):
+            rewrite.auto_mixed_precision = on
+        else:
+            rewrite.auto_mixed_precision_onednn_bfloat16 = on
     return config
+
+
+def warn_without_native_bfloat16(precision):
+    """bf16 on a CPU without bfloat16 instructions is emulated, and likely slower than fp32: say so, once."""
+    if precision != "bf16" or tf.config.list_physical_devices("GPU"):
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        flags = ""
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        print("warning: --precision bf16 on a CPU without bfloat16 instructions (avx512_bf16 or AMX) is emulated and "
+              "likely slower than fp32", file=sys.stderr)
 
 
 def read_after(train_op, weights):
@@ -96,7 +127,7 @@ class TrainingGraph:
             return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if evaluate else [])
         return [self.train_op_gen, self.g_cost] + (self.after_gen_update if evaluate else [])
 
-    def step(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
+    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
         """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four PRINTED numbers;
         with ``evaluate=False`` the post-update numbers are not computed and only the updated net's own
         loss (computed by the update pass) is filled in."""

@@ -5,22 +5,26 @@ as uint8 rows of 784 (the training loop divides each batch by 255, so the values
 original's). ``mnist_with_valid_set`` makes the original's single ``np.random.shuffle`` draw.
 
 Downloads give up on a mirror after DOWNLOAD_TIMEOUT (60) seconds without data, connecting or mid-file,
-and go on to the next; the environment variable DCGAN_MNIST_DOWNLOAD_TIMEOUT sets another limit in seconds.
+or when a file has not fully arrived DOWNLOAD_DEADLINE (600) seconds after its request, and go on to the next;
+the environment variables DCGAN_MNIST_DOWNLOAD_TIMEOUT and DCGAN_MNIST_DOWNLOAD_DEADLINE set other limits in
+seconds. The download's staging folder is removed however it ends, SIGTERM included.
 """
 import argparse
 import contextlib
 import gzip
+import hashlib
+import http.client
 import os
-import socket
 import struct
 import tempfile
+import time
+import urllib.request
 import zlib
 from typing import NamedTuple
 
 import numpy as np
 
-from .cli import POSITIVE_FLOAT
-from .model import _tf
+from .cli import POSITIVE_FLOAT, sigterm_unwinds
 
 data_dir = 'data/'
 
@@ -37,6 +41,12 @@ MIRRORS = (
 # Seconds a download may go without receiving data before the mirror counts as failed.
 DOWNLOAD_TIMEOUT = 60
 TIMEOUT_VARIABLE = 'DCGAN_MNIST_DOWNLOAD_TIMEOUT'
+# Seconds one file may take to arrive from one mirror: a mirror that trickles data never trips DOWNLOAD_TIMEOUT.
+# The largest file (9.9 MB) needs about 17 kB/s to make it.
+DOWNLOAD_DEADLINE = 600
+DEADLINE_VARIABLE = 'DCGAN_MNIST_DOWNLOAD_DEADLINE'
+# Bytes asked of the connection per read; a read returns what has arrived, up to this.
+CHUNK_SIZE = 1 << 16
 # SHA-256 of the .gz files as first published on yann.lecun.com (the values MNIST downloaders pin).
 MNIST_SHA256 = {
     'train-images-idx3-ubyte.gz': '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
@@ -176,27 +186,25 @@ def mnist_with_valid_set(data_dir=None, valid_size=10000):
     return Splits(trX[:n_train], trX[n_train:], teX, trY[:n_train], trY[n_train:], teY)
 
 
-def download_timeout():
-    """DOWNLOAD_TIMEOUT, or the seconds in the environment variable TIMEOUT_VARIABLE when it is set."""
-    text = os.environ.get(TIMEOUT_VARIABLE)
+def seconds_from_environment(variable, default, meaning):
+    """``default``, or the seconds in the environment variable ``variable`` when it is set."""
+    text = os.environ.get(variable)
     if not text:
-        return DOWNLOAD_TIMEOUT
+        return default
     try:
         return POSITIVE_FLOAT.parse(text)
     except argparse.ArgumentTypeError as e:
-        raise DataError(f"{TIMEOUT_VARIABLE} (download timeout in seconds): {e}") from None
+        raise DataError(f"{variable} ({meaning}): {e}") from None
 
 
-@contextlib.contextmanager
-def socket_timeout(seconds):
-    """get_file has no timeout of its own; it opens its connections with the default socket timeout, which
-    limits each connect and each read, so a mirror that stalls fails after ``seconds`` without data."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
+def download_timeout():
+    """DOWNLOAD_TIMEOUT, or the seconds in the environment variable TIMEOUT_VARIABLE when it is set."""
+    return seconds_from_environment(TIMEOUT_VARIABLE, DOWNLOAD_TIMEOUT, "download timeout in seconds")
+
+
+def download_deadline():
+    """DOWNLOAD_DEADLINE, or the seconds in the environment variable DEADLINE_VARIABLE when it is set."""
+    return seconds_from_environment(DEADLINE_VARIABLE, DOWNLOAD_DEADLINE, "seconds allowed for each file")
 
 
 def timed_out(error):
@@ -204,59 +212,98 @@ def timed_out(error):
     return isinstance(error, TimeoutError) or isinstance(getattr(error, 'reason', None), TimeoutError)
 
 
-def fetch_verified(name, staging, mirrors, sha256, timeout):
-    """Download ``name`` into ``staging`` from the first mirror that serves it with the right SHA-256 and
-    no pause longer than ``timeout`` seconds. Returns ``(path, failures)``; path is None when no mirror worked,
-    and failures says why each failed."""
+def fetch(url, path, read_timeout, give_up_at):
+    """Write what ``url`` serves to ``path`` and return its SHA-256 hex digest. Raises TimeoutError when a read
+    waits ``read_timeout`` seconds or the ``time.monotonic()`` clock passes ``give_up_at``, ConnectionError when
+    the transfer ends before the announced length."""
+    digest = hashlib.sha256()
+    received = 0
+    with urllib.request.urlopen(url, timeout=read_timeout) as response, open(path, 'wb') as out:
+        declared = response.headers.get('Content-Length')
+        # read1 returns whatever one read of the connection brings, so the clock is looked at as each piece
+        # arrives; read() would wait for a whole chunk, which a trickling mirror takes hours to fill.
+        while chunk := response.read1(CHUNK_SIZE):
+            if time.monotonic() > give_up_at:
+                raise TimeoutError
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+    if declared is not None and declared.isdigit() and received < int(declared):
+        raise ConnectionError(f"cut short: received {received} of the {declared} bytes announced")
+    return digest.hexdigest()
+
+
+def fetch_verified(name, staging, mirrors, sha256, timeout, deadline=DOWNLOAD_DEADLINE):
+    """Download ``name`` into ``staging`` from the first mirror that serves it with the right SHA-256, no pause
+    longer than ``timeout`` seconds and in all within ``deadline`` seconds of asking. Returns ``(path, failures)``;
+    path is None when no mirror worked, and failures says why each failed."""
     path = os.path.join(staging, name)
     failures = []
-    get_file = _tf.keras.utils.get_file
     for mirror in mirrors:
         url = mirror + name
+        print(f"Downloading data from {url}", flush=True)
+        give_up_at = time.monotonic() + deadline
         try:
-            with socket_timeout(timeout):
-                # An absolute cache_subdir makes get_file write exactly to ``path``.
-                get_file(name, origin=url, file_hash=sha256, hash_algorithm='sha256', cache_dir=staging,
-                         cache_subdir=staging)
-            return path, failures
-        # get_file raises a bare Exception for network errors (the urllib error it replaces, which says
-        # what went wrong without repeating the URL, is its __context__), ValueError for a bad hash and lets
-        # a timeout while reading through.
-        except Exception as e:  # noqa: BLE001
-            reason = e.__context__ or e
-            if timed_out(reason):
-                reason = f"timed out: no data for {timeout:g} s (set {TIMEOUT_VARIABLE} to wait longer)"
-            failures.append(f"{url}: {reason}")
-            # get_file keeps a file that failed its hash check; the next mirror starts clean rather than
-            # have get_file report it as a stale local copy.
-            if os.path.exists(path):
-                os.remove(path)
+            # The deadline is checked as data arrives; capping the socket limit by it too keeps a connect or a
+            # stalled read from overrunning a deadline shorter than the timeout by more than the deadline itself.
+            digest = fetch(url, path, min(timeout, deadline), give_up_at)
+        except (OSError, http.client.HTTPException) as e:
+            if not timed_out(e):
+                failure = e
+            elif time.monotonic() >= give_up_at:
+                failure = (f"deadline passed: not complete within {deadline:g} s (set {DEADLINE_VARIABLE} to allow "
+                           f"longer)")
+            else:
+                failure = f"timed out: no data for {timeout:g} s (set {TIMEOUT_VARIABLE} to wait longer)"
+        else:
+            if digest == sha256:
+                return path, failures
+            failure = f"SHA-256 hash does not match: got {digest}, expected {sha256}"
+        failures.append(f"{url}: {failure}")
+        # The next mirror starts clean, and nothing rejected stays in the staging folder.
+        if os.path.exists(path):
+            os.remove(path)
     return None, failures
 
 
 def download_mnist(directory, mirrors=MIRRORS, hashes=MNIST_SHA256):
     """Download the four .gz files into ``directory``, each checked against ``hashes`` (name.gz -> SHA-256).
     Files are fetched into a temporary folder inside ``directory`` and get their final names only
-    when all four are verified, so no partial or bad file is ever left under a name the loader reads."""
+    when all four are verified, so no partial or bad file is ever left under a name the loader reads.
+    The temporary folder is removed on every exit: success, error, Ctrl-C or SIGTERM."""
     timeout = download_timeout()
-    try:
-        os.makedirs(directory, exist_ok=True)
-        # Absolute, because get_file joins a relative cache_subdir onto cache_dir.
-        staging_dir = tempfile.TemporaryDirectory(prefix='.download-', dir=os.path.abspath(directory))
-    except OSError as e:
-        raise DataError(f"{directory}: cannot download into it: {e.strerror or e}") from None
-    with staging_dir as staging:
-        fetched = []
-        for name in FILES:
-            path, failures = fetch_verified(name + '.gz', staging, mirrors, hashes[name + '.gz'], timeout)
-            if path is None:
-                tried = "\n  ".join(failures) or "(no mirrors given)"
-                raise DataError(f"could not download MNIST into {directory}:\n  {tried}\n"
-                                f"Put the four MNIST files {', '.join(FILES)} in {directory} yourself; "
-                                f"each may be raw or gzip-compressed (.gz).")
-            fetched.append(path)
-        for path in fetched:
-            os.replace(path, os.path.join(directory, os.path.basename(path)))
+    deadline = download_deadline()
+    created = not os.path.isdir(directory)
+    with sigterm_unwinds():
+        try:
+            os.makedirs(directory, exist_ok=True)
+            staging_dir = tempfile.TemporaryDirectory(prefix='.download-', dir=directory)
+        except OSError as e:
+            raise DataError(f"{directory}: cannot download into it: {e.strerror or e}") from None
+        try:
+            with staging_dir as staging:
+                fetch_all(directory, staging, mirrors, hashes, timeout, deadline)
+        except BaseException:
+            if created:  # a download that failed leaves no empty folder behind
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
+            raise
+
+
+def fetch_all(directory, staging, mirrors, hashes, timeout, deadline):
+    """The four files into ``staging``, then all at once into ``directory``."""
+    fetched = []
+    for name in FILES:
+        path, failures = fetch_verified(name + '.gz', staging, mirrors, hashes[name + '.gz'], timeout,
+                                        deadline)
+        if path is None:
+            tried = "\n  ".join(failures) or "(no mirrors given)"
+            raise DataError(f"could not download MNIST into {directory}:\n  {tried}\n"
+                            f"Put the four MNIST files {', '.join(FILES)} in {directory} yourself; "
+                            f"each may be raw or gzip-compressed (.gz).")
+        fetched.append(path)
+    for path in fetched:
+        os.replace(path, os.path.join(directory, os.path.basename(path)))
 
 
 def incomplete_error(directory, missing):

@@ -75,6 +75,12 @@ def nnc_nnd(images, labels, valid_images, valid_labels):
     return float(np.mean(labels[index] == valid_labels)), float(distance.mean())
 
 
+def images_also_in(images, others):
+    """How many of ``images`` [N, ...] are, pixel for pixel, one of ``others``."""
+    seen = {row.tobytes() for row in np.ascontiguousarray(others).reshape(len(others), -1)}
+    return sum(row.tobytes() in seen for row in np.ascontiguousarray(images).reshape(len(images), -1))
+
+
 def frechet_distance(features_a, features_b):
     """Frechet distance between Gaussians fitted to two feature sets [N, D]."""
     from scipy import linalg  # here, not at the top: importing it costs every command's --help half a second

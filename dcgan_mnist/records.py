@@ -35,6 +35,7 @@ def _duration(seconds):
 
 
 def print_compact(out, iteration, epoch, rate, remaining):
+    """The compact log's line; ``epoch`` counts from 1, as the scores' "after epoch N" do."""
     eta = _duration(remaining / rate) if rate > 0 else "?"
     print("epoch %d iter %d (%s) | gen loss %.4f | discrim loss %.4f | P(real) %.4f | P(gen) %.4f | %.2f it/s | ETA %s"
           % (epoch, iteration, out["updated"], out["gen_loss"], out["discrim_loss"], out["p_real"], out["p_gen"],
@@ -79,7 +80,7 @@ def _before(line, iteration):
 
 
 class Metrics(JsonLines):
-    """metrics.jsonl: one line per iteration."""
+    """metrics.jsonl: one line per iteration; its "epoch" is the epoch the iteration is in, counting from 1."""
 
     def __init__(self, run_dir, resume_at=None):
         super().__init__(os.path.join(run_dir, METRICS_FILE), resume_at)

@@ -30,7 +30,7 @@ class TrainedGenerator:
             # A run trained with --g-average samples from the averages: they are restored into G's weights.
             saver = tf.train.Saver(var_list={average.average_name(w): w for w in self.model.gen_weights} if average
                                    else self.model.gen_weights)
-            self.session = tf.Session(config=session_config(threads))
+            self.session = tf.Session(config=session_config(threads, self.settings.precision))
             self.run.restore(saver, self.session)
         self._samplers = {}
 
@@ -51,16 +51,18 @@ class TrainedGenerator:
         self.session.close()
 
 
-def draw_in_mixed_batches(sample, Z, labels, batch_size, rng):
+def draw_in_mixed_batches(sample, Z, labels, batch_size, rng=None, fill=None):
     """The images [N, 28, 28, 1] that ``sample(z, y)`` draws for noise Z [N, dim_z] and digits ``labels`` [N].
 
     The generator normalises with the statistics of the batch it draws, and it was trained on batches of
     mixed digits. A batch of one digit is far from those (its label inputs are the same in every row, so
     batchnorm mostly subtracts them away) and draws poor digits. So the samples are laid out in batches of
     ``batch_size`` whose digits cycle 0, 1, ..., 9, 0, 1, ...: the k-th sample asked for of digit d takes
-    place d + 10k. Places no sample was asked for are filled with fresh z from ``rng`` and their images are
-    dropped. How a sample comes out then does not depend on which other digits were asked for, and only a
-    little on its batch-mates' z.
+    place d + 10k. Places no sample was asked for get ``fill(digits, ks)``, the z of the k-th sample of each
+    digit (arrays of both), or without ``fill`` fresh z from ``rng``; their images are dropped. A sample's
+    batch-mates then have the same digits whatever else was asked for. Their z, drawn from ``rng``, differ,
+    which changes the sample a little; a ``fill`` giving every place the z that asking for it would use
+    makes every batch, and so every sample, the same whatever else was asked for.
     """
     labels = np.asarray(labels)
     rank = np.empty(len(labels), dtype=np.int64)
@@ -73,7 +75,11 @@ def draw_in_mixed_batches(sample, Z, labels, batch_size, rng):
     batch_z[place] = Z
     free = np.ones(len(batch_z), dtype=bool)
     free[place] = False
-    batch_z[free] = rng.uniform(-1, 1, size=(np.count_nonzero(free), batch_z.shape[1]))
+    if fill is None:
+        batch_z[free] = rng.uniform(-1, 1, size=(np.count_nonzero(free), batch_z.shape[1]))
+    else:
+        free_place = np.flatnonzero(free)
+        batch_z[free] = fill(free_place % DIM_Y, free_place // DIM_Y)
     batch_y = OneHot(np.arange(len(batch_z)) % DIM_Y, DIM_Y)
     images = np.concatenate([sample(batch_z[i:i + batch_size], batch_y[i:i + batch_size])
                              for i in range(0, len(batch_z), batch_size)])

@@ -10,7 +10,7 @@ options. Nothing here imports TensorFlow.
 import argparse
 import dataclasses
 import json
-import time
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,21 +29,33 @@ from .cli import (
     Kind,
     choice,
 )
+from .graph import PRECISIONS
 from .load import DATASETS
 from .model import D_OUTPUTS, LOSSES
 
-SQUARE = Kind("a square number (the grid is square), such as 196", int,
-              lambda v: v >= 1 and round(v ** 0.5) ** 2 == v)
+# Batchnorm normalises over the batch: over one image it gives zeros whatever the input (z would be ignored).
+BATCH = Kind("an integer of 2 or more (batchnorm normalises over the batch)", int, lambda v: v >= 2)
+SQUARE = Kind("a square number of 4 or more (the grid is square; batchnorm normalises over it), such as 196", int,
+              lambda v: v >= 4 and round(v ** 0.5) ** 2 == v)
 
 
-def setting(default, kind, help, group, defines_run=False, optional=False, flag=None, metavar=None):
-    """A field of a settings dataclass. ``optional``: None is allowed too (meaning: see the help)."""
+NOT_ADDED_LATER = object()
+
+
+def setting(default, kind, help, group, defines_run=False, optional=False, flag=None, metavar=None,
+            before_it_existed=NOT_ADDED_LATER):
+    """A field of a settings dataclass. ``optional``: None is allowed too (meaning: see the help).
+    ``before_it_existed``: for a field added after runs were first written, the value every run written before
+    it had (the only one there was then); a settings.json without such a field gets it, while a missing field
+    of any other kind is refused."""
     return field(default=default, metadata=dict(kind=kind, help=help, group=group, defines_run=defines_run,
-                                                optional=optional, flag=flag, metavar=metavar))
+                                                optional=optional, flag=flag, metavar=metavar,
+                                                before_it_existed=before_it_existed))
 
 
-ORIGINAL, DATA, OUTPUT, CONTROL, FIXES = ("the original's settings", "data", "output", "control",
-                                          "fixes of the original's training flaws (docs/repaired.md)")
+ORIGINAL, DATA, OUTPUT, CONTROL, FIXES, SPEED = ("the original's settings", "data", "output", "control",
+                                                 "fixes of the original's training flaws (docs/repaired.md)",
+                                                 "speed (docs/performance.md)")
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class Settings:
     """One training run. The original train.py's values are the defaults."""
     n_epochs: int = setting(100, POSITIVE_INT, "passes over the training split", ORIGINAL)
     learning_rate: float = setting(0.0002, POSITIVE_FLOAT, "Adam learning rate of both optimizers", ORIGINAL, True)
-    batch_size: int = setting(128, POSITIVE_INT, "images per iteration (baked into the placeholders; the partial "
+    batch_size: int = setting(128, BATCH, "images per iteration (baked into the placeholders; the partial "
                               "last batch is dropped)", ORIGINAL, True)
     dim_z: int = setting(100, POSITIVE_INT, "length of the noise vector z", ORIGINAL, True)
     dim_W1: int = setting(1024, POSITIVE_INT, "width of the first fully connected layer of G (and last of D)",
@@ -67,7 +79,9 @@ class Settings:
     dataset: str = setting("mnist", choice(*DATASETS), "mnist reads (or downloads into) --data-dir; fashion-mnist "
                            "also finds Debian's dataset-fashion-mnist in /usr/share/datasets/fashion-mnist", DATA,
                            True)
-    data_dir: str = setting(None, TEXT, "folder with the four IDX files, raw or .gz (default: data/)", DATA, True,
+    # Not compared by name on resume: the run's data is checked by its fingerprint (run.check_data), so a moved
+    # data folder can be named anew.
+    data_dir: str = setting(None, TEXT, "folder with the four IDX files, raw or .gz (default: data/)", DATA,
                             optional=True)
     valid_size: int = setting(10000, NON_NEGATIVE_INT, "training images held out as the validation split (the "
                               "original: 10000 of 60000)", DATA, True)
@@ -120,6 +134,12 @@ class Settings:
                                "saved in the checkpoints; 0.99 measured best (docs/repaired.md)", FIXES, True,
                                metavar="DECAY")
 
+    precision: str = setting("fp32", choice(*PRECISIONS), "fp32: the original's float32 arithmetic, to the bit; "
+                             "bf16: the training graph rewritten by TensorFlow into mixed precision (bfloat16 "
+                             "through oneDNN on a CPU with bfloat16 instructions, float16 on a GPU), with the "
+                             "weights, Adam moments, losses and printed numbers float32. Faster, and not the "
+                             "original's numbers", SPEED, True, before_it_existed="fp32")
+
     def __post_init__(self):
         check_fields(self)
 
@@ -141,6 +161,9 @@ class Settings:
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise CommandError(f"{path}: field {unknown[0]!r} is not a setting of this version of dcgan-mnist")
+        for f in dataclasses.fields(cls):
+            if f.name not in values and f.metadata["before_it_existed"] is not NOT_ADDED_LATER:
+                values[f.name] = f.metadata["before_it_existed"]
         missing = [name for name in names if name not in values]
         if missing:
             raise CommandError(f"{path}: field {missing[0]!r} is missing; the run was written by an older version "
@@ -155,6 +178,19 @@ class Settings:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def command_flags(self):
+        """train.py flags that start a run with these settings (every field that is not its default)."""
+        words = []
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if value == f.default or value is None:
+                continue
+            if meta["kind"] is SWITCH:
+                words.append(meta["flag"] or flag(f.name))
+            else:
+                words += [meta["flag"] or flag(f.name), str(value)]
+        return words
 
     def switches(self):
         """The switches this run was built with: loss, d_output and g_average."""
@@ -258,7 +294,7 @@ def build_parser():
         description="Train the conditional DCGAN of yihui-he/GAN-MNIST. With no flags this is the original "
                     "program: same settings, same random draws, same console lines and vis/ files.",
         formatter_class=HelpFormatter)
-    for group in (ORIGINAL, DATA, OUTPUT, CONTROL, FIXES):
+    for group in (ORIGINAL, DATA, OUTPUT, CONTROL, FIXES, SPEED):
         flags = p.add_argument_group(group)
         # The switches default to None, meaning "the recipe's value" (resolve_switches).
         add_flags(flags, group_names(group), **{name: {"default": None} for name in SWITCHES})
@@ -267,12 +303,16 @@ def build_parser():
                                help="continue the run in RUN_DIR (or from one of its checkpoints, "
                                     "RUN_DIR/checkpoints/ckpt-N) exactly where it stopped, with the settings it was "
                                     "started with")
+            flags.add_argument("--fork", action="store_true",
+                               help="with --resume from a checkpoint older than the run's newest: continue from it, "
+                                    "moving the newer checkpoints into RUN_DIR/abandoned/ (without --fork that is "
+                                    "refused, so no history is dropped by mistake)")
     return p
 
 
 def model_flags(parser, batch_size=True):
     """The flags of every command that builds the model: --batch-size, the widths, --recipe and its switches."""
-    add_flags(parser, (("batch_size",) if batch_size else ()) + MODEL_WIDTHS + ("recipe",) + SWITCHES,
+    add_flags(parser, (("batch_size",) if batch_size else ()) + MODEL_WIDTHS + ("recipe",) + SWITCHES + ("precision",),
               **{name: {"default": None} for name in SWITCHES})
 
 
@@ -301,19 +341,26 @@ def given_flags(parser, argv):
 
 
 def parse_train_flags(argv=None):
-    """(settings, --resume path or None, the names given) of ``python train.py ARGV``."""
+    """(settings, the parsed flags, the names of the settings given) of ``python train.py ARGV``. A run_dir of
+    None is the default runs/<timestamp>, made when the run starts."""
     namespace = build_parser().parse_args(argv)
-    given = given_flags(build_parser(), argv) - {"resume"}
-    if namespace.resume is None and namespace.run_dir is None:
-        namespace.run_dir = time.strftime("runs/%Y%m%d-%H%M%S")
-    return settings_from(namespace), namespace.resume, given
+    given = given_flags(build_parser(), argv) - {"resume", "fork"}
+    return settings_from(namespace), namespace, given
+
+
+def same_path(name, value):
+    """``value``, a path spelled one way (``D/``, ``./D`` and ``D`` are one folder) when ``name`` is a folder."""
+    return os.path.abspath(value) if name in PATHS and value is not None else value
+
+
+PATHS = ("data_dir", "vis_dir", "run_dir", "judge_dir")
 
 
 def merge_resumed(saved, given, source):
     """--resume: the run's ``saved`` settings with the flags ``given`` now (a dict) in place of its own, except the
     ones that define the run, which must agree (``source`` names the file in the error)."""
     for name in RUN_DEFINING:
-        if name in given and given[name] != getattr(saved, name):
+        if name in given and same_path(name, given[name]) != same_path(name, getattr(saved, name)):
             raise CommandError(f"{flag(name)} {given[name]} contradicts the run's setting "
                                f"{getattr(saved, name)!r} in {source}; a resumed run keeps the settings that define it")
     return saved.replace(**given)

@@ -16,8 +16,8 @@ import numpy as np
 from . import cli, run
 from .batches import batches_per_epoch, prepare_batch
 from .cli import CommandError
-from .graph import TrainingGraph, session_config
-from .load import DataError, load_dataset
+from .graph import TrainingGraph, session_config, warn_without_native_bfloat16
+from .load import DataError, mnist_with_valid_set, resolve_data_dir
 from .model import DIM_Y, tf
 from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
 from .run import WriteError
@@ -32,13 +32,15 @@ def main(argv=None):
 
 
 def train_command(argv):
-    settings, resume, given = parse_train_flags(argv)
-    if resume is None:
+    settings, flags, given = parse_train_flags(argv)
+    if flags.resume is None:
+        if flags.fork:
+            raise CommandError("--fork goes with --resume RUN_DIR/checkpoints/ckpt-N")
         return train(settings)
     if "run_dir" in given:
         raise CommandError("--run-dir cannot be combined with --resume: a resumed run stays in its own directory")
-    settings, checkpoint = resume_settings(resume, {name: getattr(settings, name) for name in given})
-    return train(settings, checkpoint)
+    settings, checkpoint = resume_settings(flags.resume, {name: getattr(settings, name) for name in given})
+    return train(settings, checkpoint, fork=flags.fork)
 
 
 def resume_settings(path, given):
@@ -53,78 +55,136 @@ def resume_settings(path, given):
     return settings.replace(run_dir=run_dir), checkpoint
 
 
-class StopRequest:
-    """Ctrl-C / SIGTERM: finish the iteration under way, checkpoint, then exit."""
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM where the work under way is dropped at once (start-up, scoring)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Signals:
+    """Ctrl-C and SIGTERM. While ``immediate`` (start-up, scoring, which may train the judge for a minute) they raise
+    Stopped; in the loop they are noted, and the iteration under way is finished and checkpointed first."""
 
     def __init__(self):
-        self.signal = None
+        self.signal, self.immediate = None, True
         self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _handle(self, signum, frame):
         self.signal = signum
+        if self.immediate:
+            raise Stopped(signum)
 
     def release(self):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
 
-def train(s, checkpoint=None):
-    """Train the run of Settings ``s`` (from ``checkpoint`` on, when given) in a graph of its own; returns the exit
-    status (0: done)."""
-    with tf.Graph().as_default():
-        return train_in_graph(s, checkpoint)
-
-
-def train_in_graph(s, checkpoint):
-    """The original loop: D at even iterations, G at odd ones, a sample grid every ``step`` iterations."""
-    created = [path for path, what in ((s.run_dir, "run directory"), (s.vis_dir, "vis directory"))
-               if ensure_dir(path, what)]
+def train(s, checkpoint=None, fork=False):
+    """Train the run of Settings ``s`` (from ``checkpoint`` on, when given; ``fork``: also when newer checkpoints
+    exist, which are moved aside) in a graph of its own; returns the exit status (0: done)."""
+    signals = Signals()
     try:
-        t = Training(s)
+        with tf.Graph().as_default():
+            return train_in_graph(s, checkpoint, fork, signals)
+    except Stopped as e:
+        print(f"stopped by signal {e.signum} while starting; nothing was trained", file=sys.stderr)
+        return 128 + e.signum
+    finally:
+        signals.release()
+
+
+def train_in_graph(s, checkpoint, fork, signals):
+    """The original loop: D at even iterations, G at odd ones, a sample grid every ``step`` iterations."""
+    created = []
+    if s.run_dir is None:
+        parent_made = not os.path.isdir(run.RUNS)
+        s = s.replace(run_dir=run.new_run_dir())
+        created += [s.run_dir, run.RUNS] if parent_made else [s.run_dir]
+    created += [path for path, what in ((s.run_dir, "run directory"), (s.vis_dir, "vis directory"))
+                if ensure_dir(path, what)]
+    writer = None
+    try:
+        writer = run.Writer(s.run_dir)
+        if checkpoint is None:
+            run.claim_for_fresh_run(s.run_dir, resume_command(s.run_dir))
+        else:
+            continue_one_history(s.run_dir, checkpoint, fork)
+        t = Training(s, resuming=checkpoint is not None)
         if checkpoint:
             t.resume(checkpoint)
         else:
             t.start()
     except BaseException:
-        for path in created:  # a start that failed leaves no empty folder behind
-            remove_empty_dirs(path)
+        if writer is not None:
+            writer.close()
+        for path in created:  # a start that failed leaves no folder behind
+            remove_quietly_made(path)
         raise
-    if t.iteration >= t.last_iteration:
-        return t.already_finished()
-
-    stop = StopRequest()
     try:
-        t.open_records(resumed=checkpoint is not None)
+        if t.iteration >= t.last_iteration:
+            return t.already_finished()
+        return loop(t, signals)
+    finally:
+        t.close()
+        writer.close()
+
+
+def loop(t, signals):
+    s = t.s
+    try:
+        # From here a signal is noted and the run stops after its next iteration, checkpointed, so that the
+        # records opened now are never left without a checkpoint to continue from.
+        signals.immediate = False
+        t.open_records()
+        t.rate.tick()  # the clock starts here, so the first line already has a rate
         while t.epoch < s.n_epochs and t.iteration < t.last_iteration:
             if t.batch == 0:
                 t.shuffle()
             while t.batch < t.n_batches and t.iteration < t.last_iteration:
-                out = t.step()
+                out = t.iterate()
                 if not finite(out):
                     return t.stop_not_finite(out)
                 t.record(out)
-                if stop.signal is not None:
+                if signals.signal is not None:
                     t.checkpoint()
-                    return t.stopped_by(stop.signal)
+                    return t.stopped_by(signals.signal)
                 if t.iteration % s.checkpoint_every == 0:
                     t.checkpoint()
             if t.batch == t.n_batches:
                 t.epoch += 1
                 t.batch = 0
                 if s.eval_every_epoch:
-                    t.evaluate()
+                    status = t.evaluate(signals)
+                    if status is not None:
+                        return status
         t.checkpoint()
         if s.eval_every_epoch and t.evaluated_at != t.iteration:
-            t.evaluate()  # a run that ends mid-epoch is scored too
+            status = t.evaluate(signals)  # a run that ends mid-epoch is scored too
+            if status is not None:
+                return status
         return t.finished()
     except WriteError as e:
         return t.stop_after_write_failure(e)
-    finally:
-        stop.release()
-        t.close()
 
 
-def remove_empty_dirs(path):
+def continue_one_history(run_dir, checkpoint, fork):
+    """A resume from a checkpoint older than the run's newest drops the newer ones' future: refused without
+    --fork, so that nothing is lost by mistake; with it they are moved into RUN_DIR/abandoned/."""
+    newer = [p for p in run.complete_checkpoints(run_dir) if run.iteration_of(p) > run.iteration_of(checkpoint)]
+    if newer and not fork:
+        raise CommandError(f"{checkpoint} is older than the run's newest checkpoint {newer[-1]}; continuing from it "
+                           f"abandons what came after. Add --fork to do so (the newer checkpoints are moved into "
+                           f"{os.path.join(run_dir, run.ABANDONED_SUBDIR)}), or resume the run directory itself")
+    if newer:
+        run.abandon_newer_checkpoints(run_dir, checkpoint)
+
+
+def remove_quietly_made(path):
+    """Remove the folder ``path`` this start made, with what the start left in it (the lock, an empty
+    checkpoints folder)."""
+    run.remove_quietly(os.path.join(path, run.LOCK_FILE))
     for folder in (os.path.join(path, run.CHECKPOINT_SUBDIR), path):
         try:
             os.rmdir(folder)
@@ -132,10 +192,14 @@ def remove_empty_dirs(path):
             pass  # not empty, or not there
 
 
+def resume_command(run_dir):
+    return cli.shell_command(*cli.program("train"), "--resume", os.path.abspath(run_dir))
+
+
 class Training:
     """The data, graph, session and loop position of one run, and each piece of the loop."""
 
-    def __init__(self, s):
+    def __init__(self, s, resuming):
         # The original's first random draw is the train/validation split; an unseeded run draws a seed
         # first, so that a resume (which seeds again) gets the same split.
         if s.seed is None:
@@ -144,9 +208,16 @@ class Training:
         self.s = s
         np.random.seed(s.seed)
         try:
-            self.data = load_dataset(s.dataset, s.data_dir, s.valid_size, download=s.download)
+            # A resumed run never downloads: its data is the files it recorded.
+            directory = resolve_data_dir(s.dataset, s.data_dir, download=s.download and not resuming)
+            if resuming:
+                run.check_data(s.run_dir, directory, "--resume", record=True)
+            self.data = mnist_with_valid_set(directory, s.valid_size)
         except DataError as e:
             raise CommandError(str(e)) from None
+        # Recorded as absolute paths, so the run finds its data and grids from any folder, also after a move.
+        self.s = s = s.replace(data_dir=os.path.abspath(directory), vis_dir=os.path.abspath(s.vis_dir))
+        self.resuming = resuming
         self.trX, self.trY = self.data.trX, self.data.trY
         self.n_batches = batches_per_epoch(len(self.trY), s.batch_size)
         if self.n_batches == 0:
@@ -161,7 +232,8 @@ class Training:
                                    visualize_dim=s.visualize_dim)
         self.state = run.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y)
         self.saver = run.new_saver(s.run_dir, s.keep_checkpoints)
-        self.sess = tf.Session(config=session_config(s.threads))
+        warn_without_native_bfloat16(s.precision)
+        self.sess = tf.Session(config=session_config(s.threads, s.precision))
         self.grid_side = round(s.visualize_dim ** 0.5)
         self.metrics = self.events = self.eval_log = None
         self.saved_at = self.evaluated_at = self.scorer = None
@@ -187,11 +259,17 @@ class Training:
         print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batch})",
               file=sys.stderr)
 
-    def open_records(self, resumed):
+    def open_records(self):
+        resumed = self.resuming
         resume_at = self.iteration if resumed else None
         run.save_settings(self.s, self.s.run_dir)
+        if not resumed:
+            run.record_data(self.s.run_dir, self.s.data_dir)
         self.metrics = Metrics(self.s.run_dir, resume_at)
-        self.eval_log = JsonLines(os.path.join(self.s.run_dir, EVAL_FILE), resume_at) if self.s.eval_every_epoch \
+        # An epoch's scores are written after the checkpoint of its last iteration: a run stopped between the
+        # two scores that epoch again when it resumes, so the line of that epoch goes.
+        scored_at = resume_at - 1 if resumed and self.batch == self.n_batches else resume_at
+        self.eval_log = JsonLines(os.path.join(self.s.run_dir, EVAL_FILE), scored_at) if self.s.eval_every_epoch \
             else None
         self.events = Events(self.s.run_dir, self.sess.graph, resume_at)
 
@@ -203,13 +281,14 @@ class Training:
         np.random.shuffle(index)
         self.order = self.order[index]
 
-    def step(self):
+    def iterate(self):
         s = self.s
         rows = self.order[self.batch * s.batch_size:(self.batch + 1) * s.batch_size]
         Xs, Ys, Zs = prepare_batch(self.trX, self.trY, rows, s.dim_z)
         started = time.perf_counter()
-        self.logged = s.log == "original" or self.iteration % s.log_every == 0
-        out = self.graph.step(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, evaluate=self.logged)
+        self.logged = (s.log == "original" or self.iteration % s.log_every == 0
+                       or self.iteration == self.last_iteration - 1)
+        out = self.graph.iterate(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, evaluate=self.logged)
         self.seconds = time.perf_counter() - started
         self.rate.tick()
         return out
@@ -218,7 +297,7 @@ class Training:
         """Write what the original shows of the iteration just done (and its metrics line), then move past it;
         also when a write fails, because its update is done."""
         try:
-            self.metrics.iteration(self.iteration, self.epoch, out, self.seconds)
+            self.metrics.iteration(self.iteration, self.epoch + 1, out, self.seconds)
             self.log(out)
             if np.mod(self.iteration, self.s.step) == 0:
                 self.write_grid()
@@ -230,7 +309,7 @@ class Training:
         if self.s.log == "original":
             print_original(out, self.iteration)
         elif self.logged:
-            print_compact(out, self.iteration, self.epoch, self.rate.per_second(),
+            print_compact(out, self.iteration, self.epoch + 1, self.rate.per_second(),
                           self.last_iteration - self.iteration - 1)
         if self.logged:
             self.events.scalars(self.iteration, {"loss/gen": out["gen_loss"], "loss/discrim": out["discrim_loss"],
@@ -249,12 +328,27 @@ class Training:
             raise WriteError(f"could not write {path}: {e.strerror or e}") from None
         self.events.grid(self.iteration, samples, (self.grid_side, self.grid_side))
 
-    def evaluate(self):
-        if self.scorer is None:
-            from .evaluation import TrainingScorer
-            self.scorer = TrainingScorer(self.s, self.data)
-        self.scorer(self.sess, self.graph, self.epoch, self.iteration, self.eval_log, self.events)
+    def evaluate(self, signals):
+        """Score the generator. None when done; else the exit status of a scoring that failed or was stopped, after
+        a checkpoint, so no training is lost."""
+        signals.immediate = True  # the first scoring may train the judge for a minute
+        try:
+            if self.scorer is None:
+                from .evaluation import TrainingScorer
+                self.scorer = TrainingScorer(self.s, self.data)
+            self.scorer(self.sess, self.graph, self.epoch, self.iteration, self.eval_log, self.events)
+        except Stopped as e:
+            self.checkpoint()
+            return self.stopped_by(e.signum)
+        except CommandError as e:
+            self.checkpoint()
+            print(f"error: scoring after epoch {self.epoch} failed: {e}\ntraining is kept: {self.newest_checkpoint()}; "
+                  f"once fixed, continue with: {resume_command(self.s.run_dir)}", file=sys.stderr)
+            return e.status
+        finally:
+            signals.immediate = False
         self.evaluated_at = self.iteration
+        return None
 
     # ---- checkpoints and the end ----
 
@@ -270,9 +364,6 @@ class Training:
         self.saved_at = position
         self.events.flush()
 
-    def resume_command(self):
-        return f"python train.py --resume {self.s.run_dir}"
-
     def newest_checkpoint(self):
         complete = run.complete_checkpoints(self.s.run_dir)
         return f"the newest good checkpoint is {complete[-1]}" if complete else "there is no checkpoint yet"
@@ -287,13 +378,13 @@ class Training:
             except WriteError as also:
                 lines.append(f"error: {also}")
         lines += [f"{self.newest_checkpoint()}; free some space or fix the folder, then continue with: "
-                  f"{self.resume_command()}"]
+                  f"{resume_command(self.s.run_dir)}"]
         print("\n".join(lines), file=sys.stderr)
         return run.EXIT_WRITE_FAILED
 
     def stop_not_finite(self, out):
         try:
-            self.metrics.iteration(self.iteration, self.epoch, out, self.seconds)
+            self.metrics.iteration(self.iteration, self.epoch + 1, out, self.seconds)
         except WriteError:
             pass  # the message below says all there is to say
         print(f"error: a loss or probability is not finite at iteration {self.iteration} ({out}); stopping without "
@@ -302,14 +393,16 @@ class Training:
 
     def stopped_by(self, signum):
         print(f"stopped by signal {signum} after iteration {self.iteration - 1}; checkpoint written. "
-              f"Continue with: {self.resume_command()}", file=sys.stderr)
+              f"Continue with: {resume_command(self.s.run_dir)}", file=sys.stderr)
         return 128 + signum
 
     def finished(self):
         latest = run.complete_checkpoints(self.s.run_dir)[-1]
+        where = os.path.abspath(self.s.run_dir)
+        draw = cli.shell_command(*cli.program("generate"), "--checkpoint", where, "--out", "digits.png")
+        score = cli.shell_command(*cli.program("evaluate"), "--checkpoint", where)
         print(f"done: {self.iteration} iterations in {self.s.run_dir} (checkpoint {latest})\n"
-              f"  draw digits: python -m dcgan_mnist generate --checkpoint {self.s.run_dir} --out digits.png\n"
-              f"  score it:    python -m dcgan_mnist evaluate --checkpoint {self.s.run_dir}", file=sys.stderr)
+              f"  draw digits: {draw}\n  score it:    {score}", file=sys.stderr)
         return 0
 
     def already_finished(self):
@@ -317,8 +410,7 @@ class Training:
         limit = (f"--max-iterations {s.max_iterations}" if s.max_iterations is not None
                  and s.max_iterations < s.n_epochs * self.n_batches else f"all {s.n_epochs} epochs")
         print(f"{s.run_dir} is finished: it has done its {self.iteration} iterations ({limit}). To train it further, "
-              f"raise the limit: {self.resume_command()} --max-iterations N (or --n-epochs N)", file=sys.stderr)
-        self.close()
+              f"raise the limit: {resume_command(s.run_dir)} --max-iterations N (or --n-epochs N)", file=sys.stderr)
         return 0
 
     def close(self):

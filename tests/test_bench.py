@@ -142,3 +142,18 @@ def test_bench_against_prints_both_tables_and_the_ratios(capsys):
     assert out.count("iterations/second") == 3
     assert re.search(r"^original / repaired: iterations/second [\d.]+, ms per D step [\d.]+, ms per G step [\d.]+$",
                      out, re.M)
+
+
+def test_bench_times_bf16_against_the_original_loop_and_measures_the_peak(capsys):
+    r = run_bench(capsys, "--iterations", "4", "--warmup", "1", "--recipe", "repaired", "--precision", "bf16",
+                  "--mode", "compact", "--log-every", "2", "--against", "original", "--against-mode", "faithful",
+                  "--peak")
+    fast, original = r["recipes"]
+    assert (fast["precision"], fast["mode"], original["precision"], original["mode"]) == (
+        "bf16", "compact", "fp32", "faithful")
+    # The original's loop evaluates every iteration; the compact one only every --log-every.
+    assert original["gflop_per_it"] > fast["gflop_per_it"]
+    assert r["machine"]["fp32_gflops"] > 0 and r["machine"]["bf16_gflops"] > 0
+    for side in (fast, original):
+        assert side["of_peak"] == pytest.approx(side["gflops"] / r["machine"][f"{side['precision']}_gflops"],
+                                                rel=1e-3)

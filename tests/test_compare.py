@@ -19,6 +19,13 @@ def run_json(capsys, path, *extra):
     return code, json.loads(capsys.readouterr().out)
 
 
+def test_no_lockstep_iterations_is_reported_as_not_run(tmp_path, capsys):
+    path = write_twin(tmp_path)
+    assert compare.main(["--original", path, *SMALL, "--iterations", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "lockstep not run" in out and "lockstep 0/" not in out and "lockstep 13/13" not in out
+
+
 def test_exact_twin_matches_everywhere(tmp_path, capsys):
     code, report = run_json(capsys, write_twin(tmp_path))
     assert code == 0
@@ -101,7 +108,7 @@ def test_stable_loss_equals_the_original_without_its_clip(tmp_path, capsys):
 
 
 def test_lockstep_catches_a_step_that_reports_pre_update_numbers(tmp_path, capsys, monkeypatch):
-    real_step = TrainingGraph.step
+    real_step = TrainingGraph.iterate
 
     def fetch_all_in_the_update_run(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
         before = sess.run([self.g_cost, self.d_cost, self.p_real, self.p_gen],
@@ -110,7 +117,7 @@ def test_lockstep_catches_a_step_that_reports_pre_update_numbers(tmp_path, capsy
         return {**out, "gen_loss": before[0], "discrim_loss": before[1],
                 "p_real": before[2].mean(), "p_gen": before[3].mean()}
 
-    monkeypatch.setattr(TrainingGraph, "step", fetch_all_in_the_update_run)
+    monkeypatch.setattr(TrainingGraph, "iterate", fetch_all_in_the_update_run)
     code, report = run_json(capsys, write_twin(tmp_path))
     assert code == 1
     assert report["first_divergence"]["section"] == "lockstep"
@@ -120,8 +127,8 @@ def test_lockstep_catches_a_step_that_reports_pre_update_numbers(tmp_path, capsy
 
 
 def test_lockstep_catches_a_step_that_updates_g_first(tmp_path, capsys, monkeypatch):
-    real_step = TrainingGraph.step
-    monkeypatch.setattr(TrainingGraph, "step", lambda self, sess, iteration, *args, **kwargs:
+    real_step = TrainingGraph.iterate
+    monkeypatch.setattr(TrainingGraph, "iterate", lambda self, sess, iteration, *args, **kwargs:
                         real_step(self, sess, iteration + 1, *args, **kwargs))
     code = compare.main(["--original", write_twin(tmp_path), *SMALL])
     assert code == 1
@@ -197,4 +204,5 @@ def test_bad_batch_size_is_an_argument_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["--original", ".", "--batch-size", "0"])
     assert exit_info.value.code == 2
-    assert "--batch-size: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert "--batch-size: expected an integer of 2 or more (batchnorm normalises over the batch), got '0'" in \
+        capsys.readouterr().err

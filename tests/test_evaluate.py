@@ -21,7 +21,7 @@ from dcgan_mnist.tools import evaluate
 from dcgan_mnist.train import main as train_main
 
 # A judge recipe that learns the synthetic digits in seconds.
-QUICK = dict(judge_module.RECIPE, steps=120, batch_size=32)
+QUICK = dict(judge_module.TRAINING, steps=120, batch_size=32)
 
 
 def brute_force_nearest(queries, references):
@@ -34,7 +34,7 @@ def quick_judge(tmp_path_factory):
     train_x, train_y = synthetic_digits(600, seed=0)
     test_x, test_y = synthetic_digits(300, seed=5)
     root = str(tmp_path_factory.mktemp("judges"))
-    judge = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, recipe=QUICK)
+    judge = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, training=QUICK)
     yield judge
     judge.close()
 
@@ -172,7 +172,7 @@ def test_judge_learns_a_small_learnable_set(quick_judge):
     assert quick_judge.accuracy(fresh_x, fresh_y) >= 0.95
     probabilities, features = quick_judge.classify(fresh_x)
     assert probabilities.shape == (200, 10)
-    assert features.shape == (200, judge_module.RECIPE["features"])
+    assert features.shape == (200, judge_module.TRAINING["features"])
     np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
 
 
@@ -193,7 +193,7 @@ def test_judge_is_cached_and_reused_without_training(quick_judge, monkeypatch):
     monkeypatch.setattr(judge_module, "train_judge", no_training)
     train_x, train_y = synthetic_digits(600, seed=0)
     test_x, test_y = synthetic_digits(300, seed=5)
-    again = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, recipe=QUICK)
+    again = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, training=QUICK)
     try:
         assert again.directory == quick_judge.directory
         np.testing.assert_array_equal(again.classify(test_x[:50])[0], quick_judge.classify(test_x[:50])[0])
@@ -201,7 +201,7 @@ def test_judge_is_cached_and_reused_without_training(quick_judge, monkeypatch):
         again.close()
     # Other training data is another judge.
     with pytest.raises(AssertionError, match="reused"):
-        judge_module.load_or_train(root, "synthetic", train_x[1:], train_y[1:], test_x, test_y, recipe=QUICK)
+        judge_module.load_or_train(root, "synthetic", train_x[1:], train_y[1:], test_x, test_y, training=QUICK)
     assert not [name for name in os.listdir(root) if name.startswith(".training-")]
 
 
@@ -210,7 +210,7 @@ def test_a_judge_that_loses_the_race_to_the_cache_scores_with_the_winner(tmp_pat
     test_x, test_y = synthetic_digits(100, seed=5)
     # The other process's judge: trained on shuffled labels, so it names the test digits differently.
     other = judge_module.load_or_train(str(tmp_path / "other"), "synthetic", train_x, np.roll(train_y, 1),
-                                       test_x, test_y, recipe=QUICK)
+                                       test_x, test_y, training=QUICK)
     assert other.accuracy(test_x, test_y) < 0.5
     root = str(tmp_path / "judges")
     real_train_judge = judge_module.train_judge
@@ -221,7 +221,7 @@ def test_a_judge_that_loses_the_race_to_the_cache_scores_with_the_winner(tmp_pat
         shutil.copytree(other.directory, winner)  # the other process renames its judge into place first
         return judge
     monkeypatch.setattr(judge_module, "train_judge", finish_second)
-    judge = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, recipe=QUICK)
+    judge = judge_module.load_or_train(root, "synthetic", train_x, train_y, test_x, test_y, training=QUICK)
     try:
         assert judge.info == other.info
         np.testing.assert_array_equal(judge.classify(test_x)[0], other.classify(test_x)[0])
@@ -236,7 +236,7 @@ def test_judge_cache_without_its_info_file_is_reported(tmp_path):
     name = "broken-" + judge_module.data_hash(QUICK, train_x, train_y, train_x, train_y)
     os.makedirs(tmp_path / name)
     with pytest.raises(CommandError, match="judge cache .*broken-.* has no judge.json"):
-        judge_module.load_or_train(str(tmp_path), "broken", train_x, train_y, train_x, train_y, recipe=QUICK)
+        judge_module.load_or_train(str(tmp_path), "broken", train_x, train_y, train_x, train_y, training=QUICK)
 
 
 def test_unwritable_judge_directory_is_named(tmp_path):
@@ -244,7 +244,7 @@ def test_unwritable_judge_directory_is_named(tmp_path):
     root = str(tmp_path / "a-file" / "judges")
     train_x, train_y = synthetic_digits(50, seed=0)
     with pytest.raises(CommandError, match="judge directory .*a-file/judges.* is not writable"):
-        judge_module.load_or_train(root, "x", train_x, train_y, train_x, train_y, recipe=QUICK)
+        judge_module.load_or_train(root, "x", train_x, train_y, train_x, train_y, training=QUICK)
 
 
 # ---- drawing samples and scoring them ----
@@ -331,7 +331,7 @@ def test_reference_uses_all_training_images_when_there_are_fewer_than_samples(qu
 # ---- the training hook ----
 
 def test_training_scorer_writes_reuses_the_real_side_and_leaves_numpy_rng_alone(mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
     s = types.SimpleNamespace(dataset="mnist", data_dir=mnist_dir, judge_dir=str(tmp_path / "judges"), threads=0,
                               visualize_dim=16, dim_z=8)
     np.random.seed(5)
@@ -393,7 +393,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, monkeypatch):
-    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
     run_dir, data_dir, judges = tiny_run
     assert evaluate.main(["--checkpoint", run_dir, "--samples", "40", "--json", "--judge-dir", judges]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -414,7 +414,7 @@ def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, monkeypa
 
 
 def test_command_prints_a_table_and_warns_about_overridden_split(tiny_run, capsys, monkeypatch):
-    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
     run_dir, _, judges = tiny_run
     assert evaluate.main(["--checkpoint", run_dir, "--samples", "300", "--valid-size", "50",
                           "--judge-dir", judges]) == 0

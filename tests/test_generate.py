@@ -1,4 +1,5 @@
-"""python -m dcgan_mnist generate: grid layout, labels, seeds, interpolation, mixed batches and its errors."""
+"""python -m dcgan_mnist generate: grid layout, labels, seeds, rows independent of each other, interpolation,
+mixed batches, --scale and its errors."""
 import os
 import re
 
@@ -9,10 +10,9 @@ from PIL import Image
 
 from dcgan_mnist import sampler
 from dcgan_mnist.__main__ import main as dcgan_mnist_main
-from dcgan_mnist.sampler import TrainedGenerator
 from dcgan_mnist.tools import generate
 from dcgan_mnist.train import main as train_main
-from dcgan_mnist.util import OneHot, grid_image
+from dcgan_mnist.util import grid_image
 
 DIM_Z = 8
 
@@ -37,32 +37,45 @@ def run_generate(run_dir, out_dir, name, *flags):
         return Image.open(png), dict(f)
 
 
+def scaled(picture, n):
+    """Each pixel of ``picture`` as an n x n block."""
+    return np.repeat(np.repeat(np.asarray(picture), n, axis=0), n, axis=1)
+
+
 def test_grid_rows_follow_digits_in_order(run_dir, tmp_path):
     png, raw = run_generate(run_dir, tmp_path, "grid", "--digits", "3,0,7", "--per-digit", "5", "--seed", "1")
 
-    assert png.size == (28 * 5, 28 * 3)
+    assert png.size == (3 * 28 * 5, 3 * 28 * 3)  # --scale 3 by default
     assert raw["images"].shape == (15, 28, 28) and raw["images"].dtype == np.float32
     assert raw["z"].shape == (15, DIM_Z)
     np.testing.assert_array_equal(raw["labels"], [3] * 5 + [0] * 5 + [7] * 5)
     assert raw["images"].min() >= 0 and raw["images"].max() <= 1
-    # The picture is exactly these samples, row-major, through the one grid writer.
-    np.testing.assert_array_equal(np.asarray(png), np.asarray(grid_image(raw["images"][..., None], (3, 5))))
+    # The picture is exactly these samples, row-major, through the one grid writer, each pixel a 3x3 block.
+    np.testing.assert_array_equal(np.asarray(png), scaled(grid_image(raw["images"][..., None], (3, 5)), 3))
 
 
-def test_a_row_barely_changes_when_other_rows_are_asked_for(run_dir, tmp_path):
-    """Row 7 alone and row 7 of all ten rows: the same z (the seed's first draws), drawn in mixed batches, so
-    nearly the same images. Drawn the old way, each grid as one batch, the rows differ several times more."""
-    _, alone = run_generate(run_dir, tmp_path, "alone", "--digits", "7", "--per-digit", "6", "--seed", "4")
-    _, among = run_generate(run_dir, tmp_path, "among", "--digits", "7,0-6,8,9", "--per-digit", "6", "--seed", "4")
-    np.testing.assert_array_equal(alone["z"], among["z"][:6])
-    change = np.abs(alone["images"] - among["images"][:6]).max()
+@pytest.mark.parametrize("scale", ["1", "2"])
+def test_scale_enlarges_the_picture_by_whole_pixels_and_not_the_raw_samples(run_dir, tmp_path, scale):
+    png, raw = run_generate(run_dir, tmp_path, "grid", "--digits", "4,1", "--per-digit", "3", "--seed", "1",
+                            "--scale", scale)
+    assert png.size == (int(scale) * 28 * 3, int(scale) * 28 * 2)
+    assert raw["images"].shape == (6, 28, 28)
+    np.testing.assert_array_equal(np.asarray(png), scaled(grid_image(raw["images"][..., None], (2, 3)), int(scale)))
 
-    generator = TrainedGenerator(run_dir)
-    one_batch_alone = generator.sample(alone["z"], OneHot(alone["labels"], 10))
-    one_batch_among = generator.sample(among["z"], OneHot(among["labels"], 10))[:6]
-    generator.close()
-    one_batch_change = np.abs(one_batch_alone - one_batch_among).max()
-    assert change < one_batch_change / 3, (change, one_batch_change)
+
+def test_a_row_is_the_same_whatever_else_is_asked_for(run_dir, tmp_path):
+    """Row 7 alone, row 7 of all ten rows and row 7 among others in another order: bit for bit the same
+    samples, and a shorter row is the start of it. The picture's byte scaling follows the whole canvas, so
+    the raw samples are compared."""
+    _, grid = run_generate(run_dir, tmp_path, "grid", "--digits", "0-9", "--per-digit", "22", "--seed", "3")
+    row_7 = slice(7 * 22, 8 * 22)
+    np.testing.assert_array_equal(grid["labels"][row_7], [7] * 22)
+    for name, digits, per_digit in [("alone", "7", 22), ("among", "9,7,1", 22), ("short", "7", 5)]:
+        _, raw = run_generate(run_dir, tmp_path, name, "--digits", digits, "--per-digit", str(per_digit),
+                              "--seed", "3")
+        mine = raw["labels"] == 7
+        np.testing.assert_array_equal(raw["z"][mine], grid["z"][row_7][:per_digit])
+        np.testing.assert_array_equal(raw["images"][mine], grid["images"][row_7][:per_digit])
 
 
 def painter(batches):
@@ -74,8 +87,10 @@ def painter(batches):
     return sample
 
 
-@pytest.mark.parametrize("labels, batch_size", [([7] * 25, 196), (np.repeat([3, 0, 7], 70), 196),
-                                                (np.repeat([9, 2], 5), 4)])
+LABELS_AND_BATCH_SIZES = [([7] * 25, 196), (np.repeat([3, 0, 7], 70), 196), (np.repeat([9, 2], 5), 4)]
+
+
+@pytest.mark.parametrize("labels, batch_size", LABELS_AND_BATCH_SIZES)
 def test_mixed_batches_hold_every_digit_alike_and_return_the_samples_asked_for(labels, batch_size):
     rng = np.random.RandomState(0)
     Z = rng.uniform(-1, 1, size=(len(labels), 3))
@@ -99,9 +114,29 @@ def test_mixed_batches_hold_every_digit_alike_and_return_the_samples_asked_for(l
     assert len(drawn_labels) < 10 * np.bincount(labels).max() + batch_size
 
 
-def test_z_is_uniform_from_the_seed(run_dir, tmp_path):
+def z_of_place(digits, ks):
+    """A stand-in for generate's z: its first value tells the digit and k it was drawn for."""
+    return np.stack([100 * digits + ks, np.zeros(len(ks)), np.zeros(len(ks))], axis=1)
+
+
+@pytest.mark.parametrize("labels, batch_size", LABELS_AND_BATCH_SIZES)
+def test_with_a_fill_every_place_of_every_batch_gets_the_z_of_its_digit_and_rank(labels, batch_size):
+    labels = np.asarray(labels)
+    ks = np.concatenate([np.arange(np.count_nonzero(labels == d)) for d in dict.fromkeys(labels)])
+    batches = []
+    images = sampler.draw_in_mixed_batches(painter(batches), z_of_place(labels, ks), labels, batch_size,
+                                           fill=z_of_place)
+    np.testing.assert_array_equal(images[:, 0, 0, 0], 100 * labels + ks + 10 * labels)
+    # Place p holds digit p % 10 and the z of its (p // 10)-th sample, whatever was asked for.
+    places = np.arange(sum(len(z) for z, _ in batches))
+    np.testing.assert_array_equal(np.concatenate([z for z, _ in batches]), z_of_place(places % 10, places // 10))
+
+
+def test_z_is_uniform_from_the_seed_one_stream_per_digit(run_dir, tmp_path):
     _, raw = run_generate(run_dir, tmp_path, "grid", "--digits", "2-4", "--per-digit", "4", "--seed", "5")
-    np.testing.assert_array_equal(raw["z"], np.random.RandomState(5).uniform(-1, 1, size=(12, DIM_Z)))
+    for row, digit in enumerate([2, 3, 4]):
+        stream = np.random.default_rng(np.random.SeedSequence(5, spawn_key=(digit,)))
+        np.testing.assert_array_equal(raw["z"][4 * row:4 * row + 4], stream.uniform(-1, 1, size=(4, DIM_Z)))
 
 
 def test_same_seed_same_samples_other_seed_other_samples(run_dir, tmp_path):
@@ -114,11 +149,10 @@ def test_same_seed_same_samples_other_seed_other_samples(run_dir, tmp_path):
     assert not np.allclose(first["images"], other["images"])
 
 
-def test_interpolation_walks_between_the_plain_grids_first_two_z(run_dir, tmp_path):
-    _, plain = run_generate(run_dir, tmp_path, "plain", "--digits", "5,6", "--per-digit", "6", "--seed", "3")
+def test_interpolation_walks_between_the_seeds_first_two_draws(run_dir, tmp_path):
     png, walk = run_generate(run_dir, tmp_path, "walk", "--digits", "5,6", "--per-digit", "6", "--seed", "3",
                              "--interpolate")
-    start, end = plain["z"][0], plain["z"][1]
+    start, end = np.random.default_rng(3).uniform(-1, 1, size=(2, DIM_Z))
     expected_row = np.stack([start + k / 5 * (end - start) for k in range(6)])
     z = walk["z"].reshape(2, 6, DIM_Z)
     np.testing.assert_allclose(z[0], expected_row, atol=1e-12)
@@ -126,8 +160,12 @@ def test_interpolation_walks_between_the_plain_grids_first_two_z(run_dir, tmp_pa
     np.testing.assert_array_equal(z[:, 0], [start, start])
     np.testing.assert_array_equal(z[:, -1], [end, end])
     np.testing.assert_array_equal(walk["labels"], [5] * 6 + [6] * 6)
-    assert png.size == (28 * 6, 28 * 2)
+    assert png.size == (3 * 28 * 6, 3 * 28 * 2)
     assert walk["images"].min() >= 0 and walk["images"].max() <= 1
+    # A row of the walk, too, is the same whatever other rows are asked for.
+    _, alone = run_generate(run_dir, tmp_path, "alone", "--digits", "6", "--per-digit", "6", "--seed", "3",
+                            "--interpolate")
+    np.testing.assert_array_equal(alone["images"], walk["images"][6:])
 
 
 @pytest.mark.parametrize("text, digits", [
@@ -138,9 +176,9 @@ def test_parse_digits(text, digits):
     assert generate.parse_digits(text) == digits
 
 
-def test_default_is_every_digit_twenty_each():
+def test_default_is_every_digit_twenty_each_three_times_enlarged():
     args = generate.build_parser().parse_args(["--checkpoint", "r", "--out", "x.png"])
-    assert args.digits == list(range(10)) and args.per_digit == 20
+    assert args.digits == list(range(10)) and args.per_digit == 20 and args.scale == 3
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -152,8 +190,11 @@ def test_default_is_every_digit_twenty_each():
     (["--digits", "2-5,4"], "--digits: digit 4 is listed twice"),
     (["--digits", "1,,2"], "--digits: '' is not a digit"),
     (["--per-digit", "0"], "--per-digit: expected a positive integer, got '0'"),
+    (["--scale", "0"], "--scale: expected a positive integer, got '0'"),
     (["--interpolate", "--per-digit", "1"], "--interpolate needs --per-digit of 2 or more"),
     (["--out", "grid.xyz"], "--out 'grid.xyz': unknown picture format '.xyz'"),
+    (["--out", "grid"], "--out 'grid': unknown picture format '(no extension)'"),
+    (["--out", "grid.psd"], "--out 'grid.psd': Pillow reads .psd pictures but cannot write them; use e.g. .png"),
 ])
 def test_bad_flags_are_named(flags, message, tmp_path, capsys):
     argv = ["--checkpoint", str(tmp_path), "--out", str(tmp_path / "g.png"), *flags]
@@ -174,6 +215,45 @@ def test_command_line_end_to_end(run_dir, tmp_path, capsys):
     assert dcgan_mnist_main(["generate", "--checkpoint", run_dir, "--digits", "8,1", "--per-digit", "4",
                              "--seed", "2", "--out", str(out), "--npz", str(npz)]) == 0
     assert f"wrote {out}: digits 8,1, 4 samples each, seed 2" in capsys.readouterr().out
-    assert Image.open(out).size == (28 * 4, 28 * 2)
+    assert Image.open(out).size == (3 * 28 * 4, 3 * 28 * 2)
     with np.load(npz) as raw:
         np.testing.assert_array_equal(raw["labels"], [8, 8, 8, 8, 1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("flag", ["--out", "--npz"])
+def test_an_output_naming_a_folder_is_a_usage_error(tmp_path, capsys, flag):
+    (tmp_path / "pictures").mkdir()
+    argv = ["--checkpoint", str(tmp_path), "--out", str(tmp_path / "g.png"), flag, str(tmp_path / "pictures")]
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(argv)
+    assert exit_info.value.code == 2
+    assert f"{flag} '{tmp_path / 'pictures'}' is a folder; name a file to write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--out", "--npz"])
+def test_an_output_folder_that_cannot_be_made_is_named_before_drawing(tmp_path, capsys, flag):
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "sub"
+    argv = ["--checkpoint", str(tmp_path), "--out", str(tmp_path / "g.png"), flag, str(folder / "g.png")]
+    assert generate.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: {flag} folder '{folder}' is not writable: Not a directory" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, broken", [("--out", (Image.Image, "save")), ("--npz", (np, "savez"))])
+def test_an_output_cut_short_is_an_error_and_not_left_behind(run_dir, tmp_path, capsys, monkeypatch, flag, broken):
+    owner, name = broken
+    save = getattr(owner, name)
+
+    def short_save(*args, **kwargs):  # writes half the file without an error, as on a full disk
+        save(*args, **kwargs)
+        f = next(a for a in args if hasattr(a, "truncate"))
+        f.truncate(f.tell() // 2)
+    monkeypatch.setattr(owner, name, short_save)
+    paths = {"--out": str(tmp_path / "g.png"), "--npz": str(tmp_path / "g.npz")}
+    assert generate.main(["--checkpoint", run_dir, "--per-digit", "2", "--seed", "1", "--out", paths["--out"],
+                          "--npz", paths["--npz"]]) == 1
+    err = capsys.readouterr().err
+    assert f"error: could not write {flag} '{paths[flag]}': the file written does not read back whole" in err
+    assert "Traceback" not in err
+    assert not os.path.exists(paths[flag]) and not os.path.exists(paths[flag] + ".tmp")

@@ -1,4 +1,5 @@
 """python -m dcgan_mnist gif: one frame per vis/sample_N.jpg, in numeric order."""
+import os
 import re
 
 import numpy as np
@@ -97,3 +98,44 @@ def test_help_shows_each_default_once(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps help to the terminal width
     assert text.count("(default: vis)") == 1 and text.count("(default: 200)") == 1
     assert "default" not in text.split("--out FILE.gif", 2)[2]  # --out is required: it has no default
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda data: b"", r"it is empty"),
+    (lambda data: data[:len(data) // 2], r"it is truncated or not a JPEG: "),
+], ids=["empty", "truncated"])
+def test_a_damaged_sample_file_is_named_not_a_traceback(tmp_path, capsys, damage, reason):
+    vis = tmp_path / "vis"
+    write_samples(vis, [0, 1, 2])
+    damaged = vis / "sample_0001.jpg"
+    damaged.write_bytes(damage(damaged.read_bytes()))
+    assert gif.main(["--vis-dir", str(vis), "--out", str(tmp_path / "a.gif")]) == 1
+    err = capsys.readouterr().err
+    assert re.search(rf"error: {re.escape(str(damaged))} is damaged \({reason}.*\); delete it to make the GIF "
+                     r"without it \(resuming the run from a checkpoint before it writes it again\)", err), err
+    assert "Traceback" not in err and not (tmp_path / "a.gif").exists()
+
+
+def test_the_gif_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
+    write_samples(tmp_path / "vis", [0, 1, 2])
+    out = tmp_path / "a.gif"
+    out.write_bytes(b"the previous animation")
+    real_save = Image.Image.save
+
+    def short_save(self, fp, *args, **kwargs):  # the last frame cut short without an error, as on a full disk
+        real_save(self, fp, *args, **kwargs)
+        fp.truncate(fp.tell() - 40)
+    monkeypatch.setattr(Image.Image, "save", short_save)
+    assert gif.main(["--vis-dir", str(tmp_path / "vis"), "--out", str(out)]) == 1
+    assert f"error: could not write --out '{out}': the file written does not read back whole" in (
+        capsys.readouterr().err)
+    assert out.read_bytes() == b"the previous animation"
+    assert sorted(os.listdir(tmp_path)) == ["a.gif", "vis"]
+
+
+def test_out_naming_a_folder_is_an_error(tmp_path, capsys):
+    write_samples(tmp_path / "vis", [0, 1])
+    (tmp_path / "a.gif").mkdir()
+    assert gif.main(["--vis-dir", str(tmp_path / "vis"), "--out", str(tmp_path / "a.gif")]) == 1
+    assert f"error: could not write --out '{tmp_path / 'a.gif'}': Is a directory" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["a.gif", "vis"]

@@ -47,7 +47,7 @@ def original_step(g, sess, iteration, Xs, Ys, Zs, evaluate=True, k=2):
 
 
 def fused_step(g, sess, iteration, Xs, Ys, Zs, evaluate=True):
-    return g.step(sess, iteration, Xs, Ys, Zs, evaluate=evaluate)
+    return g.iterate(sess, iteration, Xs, Ys, Zs, evaluate=evaluate)
 
 
 def training_batches(n, seed=1):
@@ -98,13 +98,13 @@ def test_post_update_numbers_see_the_updated_weights():
             (Xs, Ys, Zs), (Xs1, Ys1, Zs1) = training_batches(2)
             feed = {g.Z: Zs, g.Y: Ys, g.image_real: Xs}
             g_cost_before = sess.run(g.g_cost, feed_dict=feed)
-            out = g.step(sess, 0, Xs, Ys, Zs)
+            out = g.iterate(sess, 0, Xs, Ys, Zs)
             assert out["gen_loss"] != g_cost_before
             assert out["gen_loss"] == sess.run(g.g_cost, feed_dict=feed)
 
             feed = {g.Z: Zs1, g.Y: Ys1, g.image_real: Xs1}
             d_cost_before = sess.run(g.d_cost, feed_dict=feed)
-            out = g.step(sess, 1, Xs1, Ys1, Zs1)
+            out = g.iterate(sess, 1, Xs1, Ys1, Zs1)
             assert out["discrim_loss"] != d_cost_before
             assert out["discrim_loss"] == sess.run(g.d_cost, feed_dict=feed)
 
@@ -157,9 +157,9 @@ def test_d_step_changes_only_discriminator_and_g_step_only_generator():
     with initialised_graph(1) as (g, sess):
         names = [v.name for v in g.gen_vars + g.discrim_vars]
         before = sess.run(g.gen_vars + g.discrim_vars)
-        out = g.step(sess, 0, *batch(rng))
+        out = g.iterate(sess, 0, *batch(rng))
         after_d = sess.run(g.gen_vars + g.discrim_vars)
-        out_g = g.step(sess, 1, *batch(rng))
+        out_g = g.iterate(sess, 1, *batch(rng))
         after_g = sess.run(g.gen_vars + g.discrim_vars)
     assert out["updated"] == "D" and out_g["updated"] == "G"
     for name, b, a, a2 in zip(names, before, after_d, after_g):
@@ -176,7 +176,7 @@ def test_step_reports_values_after_the_update():
     rng = np.random.RandomState(0)
     with initialised_graph(2) as (g, sess):
         Xs, Ys, Zs = batch(rng)
-        out = g.step(sess, 0, Xs, Ys, Zs)
+        out = g.iterate(sess, 0, Xs, Ys, Zs)
         feed = {g.Z: Zs, g.Y: Ys, g.image_real: Xs}
         g_cost, p_real, p_gen = sess.run([g.g_cost, g.p_real, g.p_gen], feed)
     assert out["gen_loss"] == g_cost

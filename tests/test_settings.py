@@ -15,10 +15,10 @@ from dcgan_mnist.train import main as train_main
 
 # (field, a value of the wrong type or out of range, what the message says it must be)
 CORRUPTIONS = [
-    ("batch_size", "x", "a positive integer"),
-    ("batch_size", 0, "a positive integer"),
-    ("batch_size", 16.0, "a positive integer"),
-    ("batch_size", True, "a positive integer"),
+    ("batch_size", "x", "an integer of 2 or more"),
+    ("batch_size", 1, "an integer of 2 or more"),
+    ("batch_size", 16.0, "an integer of 2 or more"),
+    ("batch_size", True, "an integer of 2 or more"),
     ("n_epochs", -3, "a positive integer"),
     ("learning_rate", "fast", "a positive number"),
     ("learning_rate", 0, "a positive number"),
@@ -33,6 +33,7 @@ CORRUPTIONS = [
     ("seed", -1, "an integer from 0 to 4294967295"),
     ("seed", 2**32, "an integer from 0 to 4294967295"),
     ("visualize_dim", 5, "a square number"),
+    ("visualize_dim", 1, "a square number of 4 or more"),
     ("valid_size", [50], "an integer of 0 or more"),
     ("data_dir", 3, "a text or null"),
     ("vis_dir", None, "a text"),
@@ -89,12 +90,23 @@ def test_every_wrong_field_is_named_with_the_file(trained, tmp_path, capsys, nam
     assert str(path) in line and f"field {name!r} must be {wanted}" in line, line
 
 
-@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(Settings)])
+ADDED_LATER = [f.name for f in dataclasses.fields(Settings)
+               if f.metadata["before_it_existed"] is not settings.NOT_ADDED_LATER]
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(Settings) if f.name not in ADDED_LATER])
 def test_a_missing_field_is_refused_not_filled_with_todays_default(trained, tmp_path, capsys, name):
     run_dir, path = corrupted_copy(trained, tmp_path, lambda values: values.pop(name))
     assert train_main(["--resume", str(run_dir)]) == 1
     line = one_error_line(capsys)
     assert f"{path}: field {name!r} is missing" in line and "older version" in line
+
+
+def test_a_field_added_later_takes_the_one_value_older_runs_had(trained, tmp_path):
+    assert ADDED_LATER == ["precision"]
+    run_dir, path = corrupted_copy(trained, tmp_path, lambda values: values.pop("precision"))
+    assert Settings.from_file(str(path)).precision == "fp32"  # the only arithmetic before --precision existed
+    assert train_main(["--resume", str(run_dir), "--max-iterations", "3"]) == 0
 
 
 def test_an_unknown_field_and_a_non_object_are_refused(trained, tmp_path, capsys):
@@ -123,7 +135,8 @@ def test_a_damaged_settings_json_from_the_command_line_exits_1_without_a_traceba
                             capture_output=True, text=True, cwd=str(tmp_path))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {path}: field 'batch_size' must be a positive integer, got 'x'")
+        f"error: {path}: field 'batch_size' must be an integer of 2 or more (batchnorm normalises over the batch), "
+        f"got 'x'")
     assert "Traceback" not in result.stderr
 
 

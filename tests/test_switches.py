@@ -122,7 +122,7 @@ def train_small(g_average, iterations=6):
         gen_weights = [sess.run(training.gen_vars)]
         printed = []
         for i, (X, Y, Z) in enumerate(feeds):
-            printed.append(training.step(sess, i, X, Y, Z))
+            printed.append(training.iterate(sess, i, X, Y, Z))
             gen_weights.append(sess.run(training.gen_vars))
         values = {v.op.name: sess.run(v) for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
         return printed, gen_weights, values, training.sample(sess, z_sample, y_sample), variables(graph)
@@ -287,7 +287,7 @@ def test_generate_and_evaluate_read_a_repaired_run(repaired_runs, capsys, monkey
     png = str(repaired_runs / "digits.png")
     assert generate.main(["--checkpoint", run_dir, "--out", png, "--per-digit", "3", "--seed", "1"]) == 0
     assert "digits 0,1,2,3,4,5,6,7,8,9, 3 samples each" in capsys.readouterr().out
-    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
     assert evaluate.main(["--checkpoint", run_dir, "--samples", "20", "--json",
                           "--judge-dir", str(repaired_runs / "judges")]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -336,7 +336,7 @@ def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_r
     np.testing.assert_array_equal(latest, without)
     assert np.abs(averaged - latest).max() > 1e-3
 
-    monkeypatch.setitem(judge_module.RECIPE, "steps", 60)
+    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
     reports = {}
     for extra in ([], ["--latest-weights"]):
         assert evaluate.main(["--checkpoint", str(repaired_runs / "averaged"), "--samples", "20", "--json",
@@ -352,3 +352,19 @@ def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_r
     assert both == [reports[False], reports[True]]
     assert shapes.main(["--checkpoint", str(repaired_runs / "averaged")]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("loss stable, d_output linear, g_average 0.9")
+
+
+def test_bf16_is_recorded_reproducible_and_rebuilt(mnist_dir, tmp_path, capsys):
+    """--precision bf16: the same seed prints the same numbers on one machine; resume and generate rebuild it."""
+    outputs = []
+    for name in ("a", "b"):
+        assert train_main(tiny_args(mnist_dir, tmp_path, name, "--seed", "5", "--max-iterations", "4",
+                                    "--recipe", "repaired", "--precision", "bf16")) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[0].count("iteration:") == 4
+    saved = json.loads((tmp_path / "a" / "settings.json").read_text())
+    assert saved["precision"] == "bf16"
+    assert train_main(["--resume", str(tmp_path / "a"), "--max-iterations", "6"]) == 0
+    assert train_main(["--resume", str(tmp_path / "a"), "--precision", "fp32"]) == 1
+    assert "--precision fp32 contradicts the run's setting 'bf16'" in capsys.readouterr().err
+    assert generate.main(["--checkpoint", str(tmp_path / "a"), "--out", str(tmp_path / "a.png"), "--seed", "1"]) == 0

@@ -68,7 +68,8 @@ def test_python_train_py_prints_the_original_lines_and_writes_vis(mnist_dir, tmp
     (run_dir,) = os.listdir(tmp_path / "runs")  # default run dir: runs/<timestamp>
     # The end says where the run went and how to use it.
     assert f"done: 5 iterations in runs/{run_dir} (checkpoint runs/{run_dir}/checkpoints/ckpt-5)" in result.stderr
-    assert f"generate --checkpoint runs/{run_dir} --out digits.png" in result.stderr
+    assert f"{sys.executable} -m dcgan_mnist generate --checkpoint {tmp_path / 'runs' / run_dir} --out digits.png" \
+        in result.stderr
 
 
 def test_same_seed_prints_identical_losses(mnist_dir, tmp_path, capsys):
@@ -129,7 +130,7 @@ def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_pat
     from dcgan_mnist import judge
     from dcgan_mnist.tools import evaluate
 
-    monkeypatch.setitem(judge.RECIPE, "steps", 30)
+    monkeypatch.setitem(judge.TRAINING, "steps", 30)
     main(tiny_args(mnist_dir, tmp_path, "reference", "--seed", "4", "--max-iterations", "16"))
     main(tiny_args(mnist_dir, tmp_path, "a", "--seed", "4", "--max-iterations", "8"))
     capsys.readouterr()
@@ -202,7 +203,7 @@ def test_resume_continues_with_the_settings_the_run_was_started_with(mnist_dir, 
     assert "--resume " + str(tmp_path / "run") + " --max-iterations N" in err
     assert main(["--resume", str(tmp_path / "run"), "--max-iterations", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [int(re.search(r"iter (\d+)", line).group(1)) for line in lines] == [6]  # compact, every 3rd
+    assert [int(re.search(r"iter (\d+)", line).group(1)) for line in lines] == [6, 7]  # compact: every 3rd, the last
     # Pruning counts the checkpoints already there: two kept, not two more.
     assert checkpoint_names(tmp_path / "run") == ["ckpt-6", "ckpt-8"]
     assert settings_json(tmp_path / "run")["max_iterations"] == 8  # a later plain --resume goes on to 8
@@ -230,12 +231,12 @@ def test_sigint_checkpoints_and_the_printed_command_continues_the_run(mnist_dir,
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGINT, err
     command = re.search(r"Continue with: (.*)", err).group(1)
-    assert command == "python train.py --resume " + str(run_dir)
+    assert command == f"{sys.executable} {os.path.join(ROOT, 'train.py')} --resume {run_dir}"
     stopped_at = run.iteration_of(latest(run_dir))
     assert stopped_at >= 4 and len(run_dir_metrics(run_dir)) == stopped_at
-    result = run_script(command.split()[2:], cwd=tmp_path)
+    result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].startswith("epoch 0 iter %d (" % stopped_at)  # still compact
+    assert result.stdout.splitlines()[0].startswith("epoch 1 iter %d (" % stopped_at)  # still compact
     assert [m["iteration"] for m in run_dir_metrics(run_dir)] == list(range(40))  # still stops at 40
 
 
@@ -250,7 +251,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(mnist_dir, tmp_path, cap
     err = capsys.readouterr().err
     assert "error: could not write the checkpoint of iteration 8: " in err and "Traceback" not in err
     assert f"the newest good checkpoint is {run_dir}/checkpoints/ckpt-4" in err
-    assert f"continue with: python train.py --resume {run_dir}" in err
+    assert f"continue with: {sys.executable} -m dcgan_mnist train --resume {run_dir}" in err
     assert latest(run_dir) == "ckpt-4"
     assert not [f for f in os.listdir(run.checkpoint_dir(str(run_dir))) if "temp" in f]
     os.rmdir(blocker)
@@ -394,6 +395,18 @@ def test_a_failed_start_names_the_missing_data_and_leaves_no_folders(tmp_path, c
     assert not os.path.exists(tmp_path / "run") and not os.path.exists(tmp_path / "vis")
 
 
+def test_a_failed_default_start_leaves_no_empty_data_or_runs_folder(tmp_path, monkeypatch, capsys):
+    """The path a user takes with no flags, offline: the download fails, and neither data/ nor runs/ stays."""
+    from dcgan_mnist import load
+
+    monkeypatch.chdir(tmp_path)
+    # Nothing listens on port 9: every mirror is refused at once.
+    monkeypatch.setattr(load.download_mnist, "__defaults__", (("http://127.0.0.1:9/",), load.MNIST_SHA256))
+    assert main(["--max-iterations", "1"]) == 1
+    assert "could not download MNIST" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
 def test_too_few_images_for_one_batch_is_explained(mnist_dir, tmp_path, capsys):
     assert main(tiny_args(mnist_dir, tmp_path, "run", "--batch-size", "256")) == 1
     assert "no full batch of --batch-size 256" in capsys.readouterr().err
@@ -414,11 +427,13 @@ def test_tensorboard_reads_the_scalars_images_and_graph(mnist_dir, tmp_path, cap
 
 
 def test_compact_log_prints_one_line_per_interval_and_skips_evaluation(mnist_dir, tmp_path, capsys):
-    main(tiny_args(mnist_dir, tmp_path, "run", "--log", "compact", "--log-every", "3", "--max-iterations", "7"))
+    main(tiny_args(mnist_dir, tmp_path, "run", "--log", "compact", "--log-every", "3", "--max-iterations", "8"))
     lines = capsys.readouterr().out.splitlines()
-    assert [int(re.search(r"iter (\d+)", line).group(1)) for line in lines] == [0, 3, 6]
+    # Every third iteration and the last one; the first line already has a rate and an ETA.
+    assert [int(re.search(r"iter (\d+)", line).group(1)) for line in lines] == [0, 3, 6, 7]
+    assert " 0.00 it/s" not in lines[0] and "ETA ?" not in lines[0]
     n = NUMBER
-    pattern = (rf"epoch 0 iter \d+ \([DG]\) \| gen loss {n} \| discrim loss {n} \| P\(real\) {n} \| P\(gen\) {n} "
+    pattern = (rf"epoch 1 iter \d+ \([DG]\) \| gen loss {n} \| discrim loss {n} \| P\(real\) {n} \| P\(gen\) {n} "
                rf"\| {n} it/s \| ETA (\d+h\d\dm\d\ds|\?)")
     assert all(re.fullmatch(pattern, line) for line in lines), lines
     rows = run_dir_metrics(tmp_path / "run")
@@ -439,7 +454,7 @@ def test_help_shows_each_default_once():
 def test_eval_every_epoch_also_scores_a_run_that_ends_mid_epoch(mnist_dir, tmp_path, capsys, monkeypatch):
     from dcgan_mnist import judge
 
-    monkeypatch.setitem(judge.RECIPE, "steps", 30)
+    monkeypatch.setitem(judge.TRAINING, "steps", 30)
     # 15 batches an epoch: scored after epoch 1 (iteration 14) and at the end, mid-epoch 2 (iteration 19).
     assert main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "20", "--eval-every-epoch",
                           "--judge-dir", str(tmp_path / "judges"))) == 0

@@ -1,8 +1,13 @@
-"""The sample grid writer: tiling order and scipy.misc.imsave's min-max byte scaling."""
+"""The sample grid writer: tiling order, scipy.misc.imsave's min-max byte scaling, and whole-or-nothing writes."""
+import errno
+import os
+import re
+
 import numpy as np
+import pytest
 from PIL import Image
 
-from dcgan_mnist.util import save_visualization, tile_grid
+from dcgan_mnist.util import grid_image, picture_format, save_arrays, save_visualization, tile_grid
 
 
 def imsave_bytes(canvas):
@@ -42,3 +47,82 @@ def test_jpeg_size_and_mode(tmp_path):
     save_visualization(np.random.RandomState(1).rand(196, 28, 28, 1), (14, 14), save_path=str(path))
     with Image.open(path) as im:
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (392, 392)
+
+
+@pytest.mark.parametrize("name", ["sample_0000.jpg", "grid.png"])
+def test_save_visualization_writes_the_bytes_pillow_writes_by_name(tmp_path, name):
+    X = np.random.RandomState(2).rand(196, 28, 28, 1)
+    save_visualization(X, (14, 14), save_path=str(tmp_path / name))
+    grid_image(X, (14, 14)).save(tmp_path / ("plain-" + name))  # how the grids were written before
+    assert (tmp_path / name).read_bytes() == (tmp_path / ("plain-" + name)).read_bytes()
+    assert sorted(os.listdir(tmp_path)) == sorted([name, "plain-" + name])
+
+
+@pytest.fixture
+def short_writes(monkeypatch):
+    """Pillow and numpy write only the first half of every file, without an error, as on a full disk."""
+    def halved(save):
+        def short_save(*args, **kwargs):
+            save(*args, **kwargs)
+            f = next(a for a in args if hasattr(a, "truncate"))
+            f.truncate(f.tell() // 2)
+        return short_save
+    monkeypatch.setattr(Image.Image, "save", halved(Image.Image.save))
+    monkeypatch.setattr(np, "savez", halved(np.savez))
+
+
+@pytest.mark.parametrize("previous", [None, b"the previous picture"])
+def test_a_short_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, short_writes, previous):
+    path = tmp_path / "sample_0003.jpg"
+    if previous is not None:
+        path.write_bytes(previous)
+    with pytest.raises(OSError) as e:
+        save_visualization(np.random.RandomState(3).rand(4, 28, 28, 1), (2, 2), save_path=str(path))
+    assert e.value.filename == str(path)
+    assert e.value.strerror.startswith("the file written does not read back whole (image file is truncated")
+    assert e.value.strerror.endswith("; is the disk full?")
+    assert os.listdir(tmp_path) == ([path.name] if previous else [])
+    if previous:
+        assert path.read_bytes() == previous
+
+
+def test_a_short_write_of_arrays_is_caught_too(tmp_path, short_writes):
+    with pytest.raises(OSError, match="does not read back whole"):
+        save_arrays(str(tmp_path / "raw.npz"), images=np.zeros((50, 28, 28)))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_write_error_names_the_final_file(tmp_path, monkeypatch):
+    def no_space(self, fp, *args, **kwargs):
+        fp.write(b"\xff\xd8")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(Image.Image, "save", no_space)
+    path = str(tmp_path / "sample_0000.jpg")
+    with pytest.raises(OSError) as e:
+        save_visualization(np.zeros((4, 28, 28, 1)), (2, 2), save_path=path)
+    assert (e.value.errno, e.value.strerror, e.value.filename) == (errno.ENOSPC, "No space left on device", path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_arrays_keep_the_exact_name_and_their_values(tmp_path):
+    path = tmp_path / "raw.data"
+    save_arrays(str(path), z=np.arange(6.).reshape(2, 3), labels=np.array([4, 2]))
+    assert os.listdir(tmp_path) == ["raw.data"]
+    with np.load(path) as raw:
+        np.testing.assert_array_equal(raw["z"], np.arange(6.).reshape(2, 3))
+        np.testing.assert_array_equal(raw["labels"], [4, 2])
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("grid.xyz", "unknown picture format '.xyz'; use e.g. .png"),
+    ("grid", "unknown picture format '(no extension)'"),
+    ("grid.psd", "Pillow reads .psd pictures but cannot write them"),
+])
+def test_picture_formats_pillow_cannot_write_are_refused_before_writing(tmp_path, name, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        save_visualization(np.zeros((4, 28, 28, 1)), (2, 2), save_path=str(tmp_path / name))
+    assert os.listdir(tmp_path) == []
+
+
+def test_picture_format_follows_the_final_name_upper_case_too():
+    assert picture_format("a/b.JPG") == "JPEG" and picture_format("x.png") == "PNG" and picture_format("y.gif") == "GIF"

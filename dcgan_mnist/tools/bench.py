@@ -2,7 +2,7 @@
 
 The graph is built as train.py builds it, batches are prepared as train.py prepares them (uint8
 pixels through PIXEL_TO_FLOAT, one-hot labels, uniform z) and every iteration is a call of
-TrainingGraph.step, the one definition of an iteration. TensorFlow prepares a run the first time
+TrainingGraph.iterate, the one definition of an iteration. TensorFlow prepares a run the first time
 it sees its set of fetches, so before the clock starts each kind of Session.run the timed iterations
 will make is run --warmup times.
 
@@ -24,7 +24,7 @@ import numpy as np
 from .. import cli
 from ..batches import batches_per_epoch, prepare_batch
 from ..cli import POSITIVE_INT, CommandError, dumps, parser, run_command
-from ..graph import TrainingGraph, session_config
+from ..graph import TrainingGraph, session_config, warn_without_native_bfloat16
 from ..load import DataError, load_dataset
 from ..model import _tf, tf
 from ..run import model_from_settings
@@ -45,7 +45,7 @@ def float_operations():
 
 def build_parser():
     p = parser("python -m dcgan_mnist bench",
-               "Time the real training loop (TrainingGraph.step on batches prepared as train.py prepares them) "
+               "Time the real training loop (TrainingGraph.iterate on batches prepared as train.py prepares them) "
                "after a warm-up, and print iterations/second, ms per D and G step, FLOPs per iteration counted "
                "from the graph, achieved GFLOP/s and peak resident memory.")
     p.add_argument("--mode", choices=["faithful", "compact"], default="faithful",
@@ -62,8 +62,13 @@ def build_parser():
               valid_size={"help": "with --data-dir: training images held out, as train.py does"},
               seed={"default": 0, "help": "seeds the weights, the data order and z"})
     p.add_argument("--against", choices=list(RECIPES), default=None,
-                   help="also time this recipe, side by side in the same process: the same batches and initial "
-                        "weights, the two taking turns every iteration; adds the ratios of the first to it")
+                   help="also time this recipe (in fp32), side by side in the same process: the same batches and "
+                        "initial weights, the two taking turns every iteration; adds the ratios of the first to it")
+    p.add_argument("--against-mode", choices=["faithful", "compact"], default=None,
+                   help="the mode of the --against side (default: --mode); faithful times the original's loop")
+    p.add_argument("--peak", action="store_true",
+                   help="also measure this machine's plain matmul throughput in fp32 and bf16 (GFLOP/s), and what "
+                        "fraction of it the loop reaches")
     cli.add_json_flag(p, "the result")
     return p
 
@@ -131,27 +136,28 @@ class Timed:
     """One recipe's model and training graph in a graph and session of its own, with the FLOPs of each kind of
     Session.run the timed iterations make and the seconds each of its steps took."""
 
-    def __init__(self, settings, kinds):
-        self.recipe, self.graph = settings.recipe, tf.Graph()
+    def __init__(self, settings, evaluated, kinds):
+        self.recipe, self.precision, self.graph = settings.recipe, settings.precision, tf.Graph()
+        self.evaluated, self.kinds = evaluated, kinds
         with self.graph.as_default():
             tf.set_random_seed(settings.seed)
             self.model = model_from_settings(settings)
             self.training = TrainingGraph(self.model, settings.learning_rate, settings.visualize_dim)
             self.flops = {kind: count_flops(self.training.fetches(*kind)) for kind in set(kinds)}
-            self.session = tf.Session(config=session_config(settings.threads))
+            self.session = tf.Session(config=session_config(settings.threads, settings.precision))
             self.session.run(tf.global_variables_initializer())
         self.step_seconds = {"D": [], "G": []}
 
-    def step(self, iteration, batch, evaluate, timed=True):
+    def iterate(self, iteration, batch, evaluate, timed=True):
         started = time.perf_counter()
-        out = self.training.step(self.session, iteration, *batch, k=DEFAULT.k, evaluate=evaluate)
+        out = self.training.iterate(self.session, iteration, *batch, k=DEFAULT.k, evaluate=evaluate)
         if timed:
             self.step_seconds[out["updated"]].append(time.perf_counter() - started)
 
-    def result(self, args, kinds, seconds):
+    def result(self, args, seconds):
         """The report of this recipe, ``seconds`` being the time its timed iterations took."""
         flops = sorted(self.flops.items())
-        gflop_per_it = sum(self.flops[kind] for kind in kinds) / len(kinds) / 1e9
+        gflop_per_it = sum(self.flops[kind] for kind in self.kinds) / len(self.kinds) / 1e9
         it_per_s = args.iterations / seconds
 
         def median_ms(values):
@@ -159,7 +165,8 @@ class Timed:
 
         return {
             "recipe": self.recipe, "loss": self.model.loss, "d_output": self.model.d_output,
-            "g_average": self.model.g_average,
+            "g_average": self.model.g_average, "precision": self.precision,
+            "mode": "faithful" if all(evaluate for _, evaluate in self.kinds) else "compact",
             "it_per_s": significant(it_per_s, JSON_DIGITS),
             "ms_d_step": median_ms(self.step_seconds["D"]), "ms_g_step": median_ms(self.step_seconds["G"]),
             "d_steps": len(self.step_seconds["D"]), "g_steps": len(self.step_seconds["G"]),
@@ -168,6 +175,32 @@ class Timed:
                               significant(n / 1e9, JSON_DIGITS) for (updated, evaluate), n in flops},
             "gflops": significant(gflop_per_it * it_per_s, JSON_DIGITS),
         }
+
+
+PEAK_SIDE = 2048  # the matmul of the --peak probe: [2048, 2048] x [2048, 2048], 17.2 GFLOP
+PEAK_REPEATS = 5
+
+
+def matmul_peak(threads):
+    """GFLOP/s of one large matmul in fp32 and in bf16 (median of PEAK_REPEATS after a warm-up): what this machine's
+    arithmetic reaches at best, with the kernels TensorFlow picks."""
+    found = {}
+    for precision, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
+        with tf.Graph().as_default():
+            rng = np.random.RandomState(0)
+            a, b = (tf.Variable(tf.cast(rng.rand(PEAK_SIDE, PEAK_SIDE).astype(np.float32), dtype)) for _ in "ab")
+            product = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
+            config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+            with tf.Session(config=config) as sess:
+                sess.run(tf.global_variables_initializer())
+                sess.run(product)
+                seconds = []
+                for _ in range(PEAK_REPEATS):
+                    started = time.perf_counter()
+                    sess.run(product)
+                    seconds.append(time.perf_counter() - started)
+        found[f"{precision}_gflops"] = significant(2 * PEAK_SIDE ** 3 / float(np.median(seconds)) / 1e9, JSON_DIGITS)
+    return found
 
 
 def bench(args):
@@ -184,28 +217,30 @@ def bench(args):
     if batches_per_epoch(len(trY), args.batch_size) == 0:
         raise CommandError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
 
-    def evaluated(i):  # train.py's rule for which iterations compute the printed numbers
-        return args.mode == "faithful" or i % args.log_every == 0
+    def schedule(mode):
+        """Which iterations compute the printed numbers (train.py's rule), and the kind of each timed run."""
+        def evaluated(i):
+            return mode == "faithful" or i % args.log_every == 0
+        return evaluated, [("G" if np.mod(i, DEFAULT.k) != 0 else "D", evaluated(i)) for i in range(args.iterations)]
 
-    timed = range(args.iterations)
-    kinds = [("G" if np.mod(i, DEFAULT.k) != 0 else "D", evaluated(i)) for i in timed]
     settings = settings_from(args)
-    recipes = [Timed(settings, kinds)]
+    warn_without_native_bfloat16(settings.precision)
+    recipes = [Timed(settings, *schedule(args.mode))]
     if args.against is not None:
-        recipes.append(Timed(settings.replace(recipe=args.against, **RECIPES[args.against]), kinds))
+        recipes.append(Timed(settings.replace(recipe=args.against, **RECIPES[args.against], precision="fp32"),
+                             *schedule(args.against_mode or args.mode)))
     feed = batches(trX, trY, args.batch_size, args.dim_z)
 
-    for updated, evaluate in sorted(set(kinds)):
-        for _ in range(args.warmup):
-            batch = next(feed)
-            for recipe in recipes:
-                recipe.step(0 if updated == "D" else 1, batch, evaluate, timed=False)
+    for recipe in recipes:
+        for updated, evaluate in sorted(set(recipe.kinds)):
+            for _ in range(args.warmup):
+                recipe.iterate(0 if updated == "D" else 1, next(feed), evaluate, timed=False)
 
     started = time.perf_counter()
-    for i in timed:
+    for i in range(args.iterations):
         batch = next(feed)
         for recipe in recipes[::1 if i % 2 == 0 else -1]:  # taking turns, so neither always runs first
-            recipe.step(i, batch, evaluated(i))
+            recipe.iterate(i, batch, recipe.evaluated(i))
     elapsed = time.perf_counter() - started
     for recipe in recipes:
         recipe.session.close()
@@ -217,9 +252,17 @@ def bench(args):
     }
     peak = {"peak_rss_mb": significant(peak_rss_mb(), JSON_DIGITS)}
     if len(recipes) == 1:
-        return {**common, **recipes[0].result(args, kinds, elapsed), **peak}
-    # Side by side, a recipe's time is the sum of its own steps.
-    first, second = (r.result(args, kinds, sum(map(sum, r.step_seconds.values()))) for r in recipes)
+        results = [recipes[0].result(args, elapsed)]
+    else:  # side by side, a recipe's time is the sum of its own steps
+        results = [r.result(args, sum(map(sum, r.step_seconds.values()))) for r in recipes]
+    if args.peak:
+        peak["machine"] = matmul_peak(args.threads)
+        for result in results:
+            result["of_peak"] = significant(result["gflops"] / peak["machine"][f"{result['precision']}_gflops"],
+                                            JSON_DIGITS)
+    if len(recipes) == 1:
+        return {**common, **results[0], **peak}
+    first, second = results
     return {**common, "recipes": [first, second], **peak,
             "ratios": {key: significant(first[key] / second[key], JSON_DIGITS)
                        for key in ("it_per_s", "ms_d_step", "ms_g_step") if first[key] and second[key]}}
@@ -237,10 +280,12 @@ def shown(value):
 
 
 def print_table(r):
-    mode = "faithful" if r["mode"] == "faithful" else f"compact, evaluated every {r['log_every']}"
+    mode = "faithful mode" if r["mode"] == "faithful" else f"compact mode, evaluated every {r['log_every']}"
     recipes = r.get("recipes", [r])
-    names = " against ".join(describe_switches(x["recipe"], {name: x[name] for name in SWITCHES}) for x in recipes)
-    print(f"bench: {mode} mode, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
+    names = " against ".join(describe_switches(x["recipe"], {name: x[name] for name in SWITCHES})
+                             + ("" if x["precision"] == "fp32" else f" in {x['precision']}")
+                             + ("" if x["mode"] == r["mode"] else f" in {x['mode']} mode") for x in recipes)
+    print(f"bench: {mode}, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
     for x in recipes:
         if len(recipes) > 1:
@@ -250,8 +295,13 @@ def print_table(r):
             print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))
         runs = ", ".join(f"{name} {shown(g)}" for name, g in x["gflop_per_run"].items())
         print(f"  GFLOP per iteration   {shown(x['gflop_per_it'])}  (per run: {runs}; counted from the graph)")
-        print(f"  achieved GFLOP/s      {shown(x['gflops'])}")
+        print(f"  achieved GFLOP/s      {shown(x['gflops'])}"
+              + (f"  ({100 * x['of_peak']:.0f}% of this machine's {x['precision']} matmul)" if "of_peak" in x else ""))
     print(f"  peak resident memory  {r['peak_rss_mb']:.0f} MB")
+    if "machine" in r:
+        machine = r["machine"]
+        print(f"  this machine's matmul [{PEAK_SIDE}x{PEAK_SIDE}]^2: fp32 {shown(machine['fp32_gflops'])} GFLOP/s, "
+              f"bf16 {shown(machine['bf16_gflops'])} GFLOP/s")
     if len(recipes) > 1:
         print(f"{recipes[0]['recipe']} / {recipes[1]['recipe']}: " + ", ".join(
             f"{label} {shown(r['ratios'][key])}" for key, label in (("it_per_s", "iterations/second"),

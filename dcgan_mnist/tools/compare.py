@@ -184,7 +184,7 @@ class Side:
     """One model in its own graph and session: its tensors by name (BUILD_MODEL_OUTPUTS, SAMPLER_OUTPUTS),
     variables, recorded layers and the gradients each optimizer uses."""
 
-    def __init__(self, graph, tensors, layers):
+    def __init__(self, graph, tensors, layers, precision="fp32"):
         self.graph, self.tensors, self.layers = graph, tensors, layers
         with graph.as_default():
             variables = tf.trainable_variables()
@@ -195,7 +195,7 @@ class Side:
                 self.gradients.update(zip([f"{cost}/{var_name(v)}" for v in chosen],
                                           tf.gradients(tensors[cost], chosen)))
             init = tf.global_variables_initializer()
-        self.session = tf.Session(graph=graph, config=session_config())
+        self.session = tf.Session(graph=graph, config=session_config(precision=precision))
         self.session.run(init)
 
     def run(self, fetches, inputs):
@@ -213,10 +213,10 @@ class OurSide(Side):
             model = run.model_from_settings(settings)
             self.training = TrainingGraph(model, ORIGINAL_LEARNING_RATE, VISUALIZE_DIM)
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
-                         model.layers)
+                         model.layers, settings.precision)
 
-    def step(self, iteration, Xs, Ys, Zs):
-        return self.training.step(self.session, iteration, Xs, Ys, Zs)
+    def iterate(self, iteration, Xs, Ys, Zs):
+        return self.training.iterate(self.session, iteration, Xs, Ys, Zs)
 
 
 class OriginalSide(Side):
@@ -252,7 +252,7 @@ class OriginalSide(Side):
             assign = [self.variables[name].assign(slot) for name, slot in slots.items()]
         self.session.run(assign, feed_dict={slots[name]: values[name] for name in slots})
 
-    def step(self, iteration, Xs, Ys, Zs):
+    def iterate(self, iteration, Xs, Ys, Zs):
         """One iteration as the original train.py runs it: the update, then a second run for what it prints."""
         t, feed = self.tensors, {"Z": Zs, "image_real": Xs, "Y": Ys}
         if np.mod(iteration, ORIGINAL_K) != 0:
@@ -322,8 +322,8 @@ def tensor_pairs(ours, original):
 def lockstep(ours, original, batches):
     """Train both from the same weights on the same batches. Rows for the updated net, each PRINTED
     number and the final weights, and both sides' traces."""
-    traces = {"original": [original.step(i, *b) for i, b in enumerate(batches)],
-              "ours": [ours.step(i, *b) for i, b in enumerate(batches)]}
+    traces = {"original": [original.iterate(i, *b) for i, b in enumerate(batches)],
+              "ours": [ours.iterate(i, *b) for i, b in enumerate(batches)]}
     schedule = {side: "".join(t["updated"] for t in trace) for side, trace in traces.items()}
     r = row("lockstep", "updated net", schedule["original"], schedule["ours"])
     r["iteration"] = next((i for i, (a, b) in enumerate(zip(*schedule.values())) if a != b), None)
@@ -396,9 +396,10 @@ def compare(original_path, ours=DEFAULT, iterations=20, seed=0):
             theirs = original.run([pairs[i][3] for i in compared], inputs)
             for i, a, b in zip(compared, mine, theirs):
                 measure(rows[i], a, b, ONE_PASS_RTOL)
-            lockstep_rows, traces = lockstep(ours, original, [draw_inputs(rng, batch_size, dim_z)
-                                                              for _ in range(iterations)])
-            rows += lockstep_rows
+            if iterations:  # with none, nothing is trained: lockstep is "not run", not a match of untrained weights
+                lockstep_rows, traces = lockstep(ours, original, [draw_inputs(rng, batch_size, dim_z)
+                                                                  for _ in range(iterations)])
+                rows += lockstep_rows
     finally:
         ours.session.close()
         original.session.close()

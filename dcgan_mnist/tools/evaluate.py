@@ -32,7 +32,9 @@ def table(report):
         f"samples  {report['samples']}, every digit equally often, drawn {report['samples_per_batch']} per "
         f"generator batch with the digits mixed; evaluation seed {report['seed']}",
         f"judge    test accuracy {j['test_accuracy']:.4f} on {j['test_images']} images, trained on "
-        f"{j['train_images']}; cached in {j['directory']}",
+        f"{j['train_images']}; cached in {j['directory']}"
+        + (f"\n         (NOT a test: {d['test_images_in_training_file']} of the test images are also training images)"
+           if d["test_images_in_training_file"] else ""),
         "",
     ]
     rows, notes = [], []  # (score, generated, real, real images used)

@@ -3,7 +3,9 @@
     python -m dcgan_mnist generate --checkpoint runs/RUN --digits 0-9 --per-digit 20 --seed 1 --out digits.png
 
 The generator normalises with the statistics of the batch it draws, so samples are drawn in batches whose
-digits are mixed as in training (``draw_in_mixed_batches``, which evaluate uses too).
+digits are mixed as in training (``draw_in_mixed_batches``, which evaluate uses too). The k-th sample of
+digit d has a z that depends only on the seed, d and k, and the batches' other places get the z the full
+grid would give them, so a row comes out bit for bit the same whatever other rows are asked for.
 """
 import argparse
 import os
@@ -15,7 +17,7 @@ from .. import cli
 from ..cli import POSITIVE_INT, parser
 from ..sampler import TrainedGenerator, draw_in_mixed_batches
 from ..settings import Evaluation, add_checkpoint_flag, add_flags, fresh_seed
-from ..util import ensure_dir, save_visualization
+from ..util import ensure_dir, grid_image, picture_format, save_arrays, save_picture
 
 
 def parse_digits(text):
@@ -42,16 +44,22 @@ def build_parser():
                "Draw a grid of digits from a trained run's generator: one row per digit (in the order given), "
                "--per-digit samples per row, z ~ uniform(-1, 1) as in training. Samples are drawn in batches "
                "of the run's --visualize-dim whose digits are mixed as in training, because the generator's "
-               "batchnorm uses the statistics of the batch it draws.")
+               "batchnorm uses the statistics of the batch it draws; a row is the same whatever other rows "
+               "are asked for.")
     add_checkpoint_flag(p, "the run to draw from")
     p.add_argument("--digits", type=parse_digits, default="0-9",
                    help="which digits, one row each, in this order: e.g. 0-9, 3, 1,4,7 or 2-5,8; no repeats")
-    p.add_argument("--per-digit", type=POSITIVE_INT.parse, default=20, help="samples per digit, the grid's columns")
+    p.add_argument("--per-digit", type=POSITIVE_INT.parse, default=20,
+                   help="samples per digit, the grid's columns (without --interpolate, fewer gives the first "
+                        "columns of a longer row)")
     add_flags(p, ["seed"], seed={"help": "seed of the z draws (default: a fresh one, printed so the grid can be "
                                          "drawn again)"})
     p.add_argument("--interpolate", action="store_true",
                    help="each row walks z in a straight line from one random point to another across the "
                         "columns; every row uses the same two points, so rows differ only by the label")
+    p.add_argument("--scale", type=POSITIVE_INT.parse, default=3, metavar="N",
+                   help="enlarge the picture N times, each pixel an NxN block (28 px per digit at 1); "
+                        "--npz keeps the samples unscaled")
     p.add_argument("--npz", default=None, metavar="FILE",
                    help="also save the raw samples: images [N,28,28] float32 in [0,1], labels [N], z [N,dim_z]")
     p.add_argument("--out", required=True, metavar="FILE.png",
@@ -60,24 +68,58 @@ def build_parser():
     return p
 
 
-def draw_z(rng, n_rows, n_cols, dim_z, interpolate):
-    """Noise for the grid, row-major [n_rows*n_cols, dim_z].
+def digit_z(seed, digit, n, dim_z):
+    """The first ``n`` z of the digit's own stream of the seed: the k-th does not depend on ``n``."""
+    # A spawn key gives each digit a stream of its own, apart from the seed's root stream (interpolation's).
+    stream = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(digit,)))
+    return stream.uniform(-1, 1, size=(n, dim_z))
 
-    Interpolation's two endpoints are the first two draws, so they are the z of the first two samples of the
-    plain grid with the same seed.
+
+def grid_z(seed, dim_z, n_cols, interpolate):
+    """``z_of(digits, ks)``: the z [N, dim_z] of the ks-th sample of each of ``digits`` (two arrays [N]).
+
+    Plain: the k-th draw of the digit's own stream, so a row depends only on the seed and its digit, and a
+    shorter row is the start of a longer one. Interpolation: point k of the walk across the n_cols columns
+    between the seed's first two draws, the same for every digit; the batch places past the last column
+    (which draw_in_mixed_batches fills) walk it again.
     """
-    if not interpolate:
-        return rng.uniform(-1, 1, size=(n_rows * n_cols, dim_z))
-    start, end = rng.uniform(-1, 1, size=(2, dim_z))
-    t = np.linspace(0, 1, n_cols)[:, None]
-    row = (1 - t) * start + t * end
-    return np.tile(row, (n_rows, 1))
+    if interpolate:
+        start, end = np.random.default_rng(seed).uniform(-1, 1, size=(2, dim_z))
+        t = np.linspace(0, 1, n_cols)[:, None]
+        walk = (1 - t) * start + t * end
+        return lambda digits, ks: walk[ks % n_cols]
+
+    def z_of(digits, ks):
+        Z = np.empty((len(digits), dim_z))
+        for digit in np.unique(digits):
+            mine = digits == digit
+            Z[mine] = digit_z(seed, digit, ks[mine].max() + 1, dim_z)[ks[mine]]
+        return Z
+    return z_of
 
 
-def check_out_path(path, flag, parser):
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in Image.registered_extensions():
-        parser.error(f"{flag} {path!r}: unknown picture format {extension or '(no extension)'!r}; use e.g. .png")
+def check_outputs(args, parser):
+    """Every reason --out or --npz cannot be written that shows before the run is loaded; their folders are
+    made here."""
+    outputs = [(flag, path) for flag, path in (("--out", args.out), ("--npz", args.npz)) if path]
+    for flag, path in outputs:
+        if os.path.isdir(path):
+            parser.error(f"{flag} {path!r} is a folder; name a file to write (in it, or elsewhere)")
+    try:
+        picture_format(args.out)
+    except ValueError as e:
+        parser.error(f"--out {args.out!r}: {e}")
+    for flag, path in outputs:
+        if os.path.dirname(path):
+            ensure_dir(os.path.dirname(path), f"{flag} folder")
+
+
+def write_output(flag, path, save):
+    """``save()``, which writes ``path``; its failure is a CommandError naming ``flag``."""
+    try:
+        save()
+    except OSError as e:
+        raise cli.CommandError(f"could not write {flag} {path!r}: {e.strerror}") from None
 
 
 def main(argv=None):
@@ -89,24 +131,23 @@ def generate_command(argv):
     args = parser.parse_args(argv)
     if args.interpolate and args.per_digit < 2:
         parser.error(f"--interpolate needs --per-digit of 2 or more (start and end), got {args.per_digit}")
-    check_out_path(args.out, "--out", parser)
+    check_outputs(args, parser)
     seed = args.seed if args.seed is not None else fresh_seed()
 
     generator = TrainedGenerator(args.checkpoint, latest=args.latest_weights)
     n_rows, n_cols = len(args.digits), args.per_digit
-    rng = np.random.RandomState(seed)
-    Z = draw_z(rng, n_rows, n_cols, generator.dim_z, args.interpolate)
+    z_of = grid_z(seed, generator.dim_z, n_cols, args.interpolate)
     labels = np.repeat(args.digits, n_cols)
-    images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings.visualize_dim, rng)
+    Z = z_of(labels, np.tile(np.arange(n_cols), n_rows))
+    images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings.visualize_dim, fill=z_of)
     generator.close()
 
-    for path in (args.out, args.npz):
-        if path and os.path.dirname(path):
-            ensure_dir(os.path.dirname(path), "output folder")
-    save_visualization(images, (n_rows, n_cols), args.out)
+    picture = grid_image(images, (n_rows, n_cols))
+    picture = picture.resize((picture.width * args.scale, picture.height * args.scale), Image.NEAREST)
+    write_output("--out", args.out, lambda: save_picture(picture, args.out))
     if args.npz:
-        with open(args.npz, "wb") as f:  # a file object, so numpy writes exactly the name given
-            np.savez(f, images=images[..., 0].astype(np.float32), labels=labels, z=Z)
+        write_output("--npz", args.npz, lambda: save_arrays(args.npz, images=images[..., 0].astype(np.float32),
+                                                            labels=labels, z=Z))
     kind = "interpolations" if args.interpolate else "samples"
     print(f"wrote {args.out}: digits {','.join(map(str, args.digits))}, {n_cols} {kind} each, seed {seed}, "
           f"from {generator.checkpoint}" + (f" with {generator.weights}" if generator.model.g_average else "")

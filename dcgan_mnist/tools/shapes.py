@@ -41,7 +41,7 @@ BINARY_SYMBOLS = {"Mul": "*", "AddV2": "+", "Add": "+", "Sub": "-", "RealDiv": "
 
 
 @dataclass
-class Step:
+class LayerStep:
     call: str
     name: str
     does: str
@@ -185,7 +185,7 @@ def unique(items):
 def build(batch_size=DEFAULT.batch_size, sample_size=DEFAULT.visualize_dim, **options):
     """Build the model as train.py does (build_model, then the sampler) in a fresh graph; ``options`` are
     settings of a run (dim_z, dim_W1, ..., loss, d_output), the original's where left out. Returns (model,
-    one Step per entry of model.layers, build_model's results as (name, tensor))."""
+    one LayerStep per entry of model.layers, build_model's results as (name, tensor))."""
     with tf.Graph().as_default():
         model = run.model_from_settings(DEFAULT.replace(**options, batch_size=batch_size))
         Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
@@ -200,7 +200,7 @@ def build(batch_size=DEFAULT.batch_size, sample_size=DEFAULT.visualize_dim, **op
         # An input made by another call is named after it: generate.yb.
         labels = [label if made_by in (None, call) else f"{made_by}.{label}"
                   for made_by, label in map(owner.get, inputs)]
-        steps.append(Step(call=call, name=name, does=does(name, shape_of(tensor), returned),
+        steps.append(LayerStep(call=call, name=name, does=does(name, shape_of(tensor), returned),
                           ops=unique(op.type for op in ops), inputs=list(zip(labels, map(shape_of, inputs))),
                           weights=[(w.op.inputs[0].op.name, shape_of(w)) for w in weights], output=shape_of(tensor),
                           arithmetic=unique(line for op in ops for line in explain_op(op))))

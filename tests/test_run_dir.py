@@ -254,13 +254,15 @@ def test_a_seed_out_of_range_is_a_usage_error(mnist_dir, tmp_path, capsys, flag,
 
 def test_an_empty_checkpoint_index_is_named(mnist_dir, tmp_path, capsys):
     assert main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "1", "--max-iterations", "2")) == 0
-    (tmp_path / "run" / "checkpoints" / "checkpoint").write_text("")
+    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    index.write_text("")
     capsys.readouterr()
-    status = main(["--resume", str(tmp_path / "run")])
+    assert main(["--resume", str(tmp_path / "run"), "--max-iterations", "4"]) == 1
     err = capsys.readouterr().err
-    assert status in (0, 1) and "Traceback" not in err
-    if status == 1:
-        assert "checkpoints/checkpoint" in err
+    assert f"{index} cannot be read" in err and "remove it" in err and "Traceback" not in err
+    index.unlink()  # as the message says: then the newest complete checkpoint is used
+    assert main(["--resume", str(tmp_path / "run"), "--max-iterations", "4"]) == 0
+    assert iterations(tmp_path / "run") == [0, 1, 2, 3]
 
 
 def test_sigterm_during_start_up_stops_at_once_and_leaves_nothing_half_made(tmp_path):

@@ -15,13 +15,15 @@ COMMANDS = {
     "evaluate": ("dcgan_mnist.tools.evaluate", "score a trained generator (NNC/NND, judge accuracy, Frechet distance)"),
     "bench": ("dcgan_mnist.tools.bench", "time the real training loop"),
     "ablate": ("dcgan_mnist.tools.ablate", "train and score the original, each fix and the repaired recipe"),
+    "migrate-check": ("dcgan_mnist.tools.migrate", "prove the TF2 twin (twin.py) equals the TF1 graph, rung by rung"),
 }
 
 
 def usage():
     lines = ["usage: python -m dcgan_mnist COMMAND [options]", "   or: dcgan-mnist COMMAND [options]", "",
              "commands:"]
-    lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     lines += ["", "python -m dcgan_mnist COMMAND --help shows a command's options."]
     return "\n".join(lines)
 

@@ -52,5 +52,5 @@ def test_flags_reference_is_every_parsers_flags():
         on_disk = f.read()
     assert on_disk == reference.markdown(), (
         "docs/flags.md is out of date: python -m dcgan_mnist.tools.reference > docs/flags.md")
-    for flag in ("--log-every", "--judge-dir", "--keep-checkpoints", "--jobs" if "--jobs" in on_disk else "--out"):
+    for flag in ("--log-every", "--judge-dir", "--keep-checkpoints", "--jobs", "--precision", "--scale"):
         assert f"`{flag}`" in on_disk

@@ -1,47 +1,59 @@
 """`python -m dcgan_mnist ablate`: train the original, each fix alone and the repaired recipe, and score them.
 
     python -m dcgan_mnist ablate --out ablation --data-dir DIR --valid-size 2000 --seeds 0,1,2,3,4 \
-        --iterations 3000 --eval-every 500
+        --iterations 3000 --eval-every 500 --jobs 2
 
 Every (variant, seed) is an ordinary run directory, OUT/runs/VARIANT/seed-S, trained in chunks of --eval-every
 iterations (train.py's exact resume makes the chunks one run); after each chunk its checkpoint is scored as
-`evaluate` scores it (a run trained with --g-average twice: with the average and with G's latest weights). The runs
-go one after another. OUT gets:
+`evaluate` scores it (a run trained with --g-average twice: with the average and with G's latest weights).
+
+The work is done by Dask: each chunk of training and each score is a task, run by a worker process that calls the
+library (``train``, ``evaluate_run``) directly. --jobs N starts a local cluster of N single-threaded workers, each
+of whose TensorFlow sessions gets its share of the cores; --scheduler ADDRESS uses a running Dask scheduler and
+its workers instead, which must see --out (and the data and the judge) at the same paths. A run's chunks and
+scores follow one another, the next chunk once the last score is stored; different runs are independent, so
+N workers train N runs at a time. The client (this process) writes everything in OUT but the run directories:
 
     ablation.json              every score, by run and iteration (what a second invocation skips)
     ablation.md                median and worst seed of each variant at each number of iterations
     tensorboard/VARIANT/seed-S the scores as TensorBoard scalars: `tensorboard --logdir OUT` overlays the variants
     grids.png                  each variant's final per-digit grid, one column per variant, one row per seed
 
-Stopped (Ctrl-C) or killed, it continues where it stopped when run again with the same flags: stored scores are
-skipped and stopped runs resume from their latest checkpoint.
+Before training it times the model on every worker and prints the plan, the time it should take and the disk
+it needs (--dry-run stops there); while training it prints each task as it ends, with the work left and an ETA.
 
-Two ablations may share one --out: each run is trained by whichever takes its lock first (runs/VARIANT/seed-S.lock)
-and the other goes on to the next run, and ablation.json keeps both ablations' scores. So the same command started
-twice, each with --threads 1, uses two cores and still writes one table; the one that ends last draws the grids of
-every finished run of its plan.
+Stopped at any point (Ctrl-C, a killed client or worker), it continues where it stopped when run again with the
+same flags: stored scores are kept and runs resume from their latest checkpoint. A task whose worker died is
+given to another worker by Dask; one that failed is tried again (RETRIES).
 """
 import argparse
+import contextlib
+import dataclasses
 import fcntl
+import hashlib
 import json
 import os
-import shutil
 import statistics
 import sys
+import threading
 import time
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from .. import cli, run
+from .. import train as train_module
 from ..cli import POSITIVE_INT, CommandError
-from ..evaluation import evaluate_run
-from ..metrics import flat_scores
+from ..evaluation import evaluate_run, judge_for
+from ..graph import TrainingGraph, session_config
+from ..load import DataError, resolve_data_dir
+from ..metrics import flat_scores, nearest_neighbours, set_sizes
+from ..model import DIM_Y, tf
 from ..records import METRICS_FILE, Events
-from ..sampler import TrainedGenerator
 from ..settings import MODEL_WIDTHS, RUN_DEFINING, SEED, Evaluation, Settings, add_flags, flag, resolve_switches
 from ..train import EXIT_NOT_FINITE, resume_settings, train
-from ..util import OneHot, ensure_dir, tile_grid
+from ..util import OneHot, ensure_dir
+from .ablate_report import final_grids, grid_picture, scores_of, table
+from .bench import batches, synthetic_data
 
 # Each variant's settings: the original, each switch alone, the recipe with the lrelu left on its logit (which
 # of the two fixes of D's output it needs), and the repaired recipe (docs/repaired.md).
@@ -57,15 +69,17 @@ VARIANTS = {
 # invocations into one --out, as must the scores' size and interval.
 SHARED_SETTINGS = ("dataset", "data_dir", "valid_size", "batch_size", *MODEL_WIDTHS, "judge_dir", "threads")
 RECORD_FILE = "ablation.json"
-LOCK_SUFFIX = ".lock"
 TABLE_FILE = "ablation.md"
 GRIDS_FILE = "grids.png"
 # Flags that make scores comparable: a second invocation into the same --out must repeat them.
 FIXED = ("samples", "eval_every", *(name for name in SHARED_SETTINGS if name in RUN_DEFINING))
-GRID_SAMPLES_PER_DIGIT = 10
-GRID_SEED = 0
-LABEL_HEIGHT = 14
-GAP = 8
+# Tries of a task after the first that raised (a worker that died is Dask's own matter: it gives the task to
+# another worker, up to distributed.scheduler.allowed-failures times).
+RETRIES = 2
+# The cost probe: timed iterations after one untimed D and G step, and the nearest-neighbour search it times.
+PROBE_ITERATIONS = 4
+PROBE_QUERIES, PROBE_REFERENCES = 500, 1000
+WRITER_POLL_SECONDS = 2
 
 
 def variant_flags(variant):
@@ -93,11 +107,12 @@ def seed_list(text):
 
 def build_parser():
     p = cli.parser("python -m dcgan_mnist ablate",
-                   "Train every variant (the original, each fix alone, the repaired recipe) for each seed, one run "
-                   "after another, score each every --eval-every iterations, and write the scores as JSON, a "
-                   "markdown table, TensorBoard scalars and one PNG of the final grids. Run it again to continue "
-                   "an interrupted ablation; start it twice (each with --threads 1) to use two cores, the two "
-                   "sharing the runs and --out. Details: docs/repaired.md.")
+                   "Train every variant (the original, each fix alone, the repaired recipe) for each seed, score "
+                   "each every --eval-every iterations, and write the scores as JSON, a markdown table, "
+                   "TensorBoard scalars and one PNG of the final grids. The chunks of training and the scores are "
+                   "Dask tasks, --jobs at a time on this machine or on the workers of a --scheduler. It prints "
+                   "the plan, its estimated time and disk first. Run it again to continue an interrupted "
+                   "ablation. Details: docs/repaired.md.")
     p.add_argument("--out", required=True, metavar="DIR", help="folder of the ablation's runs and results")
     p.add_argument("--variants", type=variant_list, default=list(VARIANTS),
                    help=f"which variants, in this order (default: {','.join(VARIANTS)})")
@@ -107,17 +122,40 @@ def build_parser():
     p.add_argument("--eval-every", type=POSITIVE_INT.parse, default=500,
                    help="iterations between scores (the last score is at --iterations)")
     add_flags(p, ["samples"], source=Evaluation, samples={"help": "generated images per score (evaluate's --samples)"})
+    engine = p.add_mutually_exclusive_group()
+    engine.add_argument("--jobs", type=POSITIVE_INT.parse, default=1,
+                        help="worker processes on this machine, each training or scoring one run at a time")
+    engine.add_argument("--scheduler", metavar="ADDRESS",
+                        help="use the workers of this running Dask scheduler (tcp://HOST:PORT; started with `dask "
+                             "scheduler`, workers with `dask worker ADDRESS --nthreads 1`) instead of --jobs. The "
+                             "workers write the run directories into --out and read --data-dir and --judge-dir, so "
+                             "these must be on a file system every worker sees at the same path")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan, its estimated time and disk, and stop before training")
     add_flags(p, SHARED_SETTINGS,
-              valid_size={"help": "train.py's --valid-size (the validation images NNC and NND are measured on)"})
+              valid_size={"help": "train.py's --valid-size (the validation images NNC and NND are measured on)"},
+              threads={"default": None,
+                       "help": "TensorFlow threads of each task (default: the cores divided by --jobs; with "
+                               "--scheduler, TensorFlow decides). A run keeps the threads it started with"})
     return p
 
 
 def parse_args(argv):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.data_dir is not None:
-        args.data_dir = os.path.abspath(args.data_dir)
+    args = build_parser().parse_args(argv)
+    # Workers may run in other folders (--scheduler): every path they are given is absolute.
+    args.out = os.path.abspath(args.out)
+    for name in ("data_dir", "judge_dir"):
+        if getattr(args, name) is not None:
+            setattr(args, name, os.path.abspath(getattr(args, name)))
     return args
+
+
+def task_threads(args):
+    """TensorFlow threads per task: --threads, or each local worker's share of this machine's cores; 0 (TensorFlow
+    decides) on a scheduler's workers, whose machines this process does not know."""
+    if args.threads is not None:
+        return args.threads
+    return 0 if args.scheduler else max(1, (os.cpu_count() or 1) // args.jobs)
 
 
 def budgets(iterations, every):
@@ -129,12 +167,17 @@ def run_name(variant, seed):
     return f"{variant}/seed-{seed}"
 
 
+def newest_checkpoint(run_dir):
+    """The run's newest complete checkpoint, or None. Not the ``checkpoint`` index's choice: a worker killed between
+    pruning the older checkpoint and rewriting the index leaves the index naming one that is gone."""
+    complete = run.complete_checkpoints(run_dir)
+    return complete[-1] if complete else None
+
+
 def iterations_done(run_dir):
-    """Iterations of the run's latest checkpoint (0 when it has none)."""
-    if not os.path.isdir(run_dir):
-        return 0
-    latest = run.latest_checkpoint(run_dir, "--out")
-    return 0 if latest is None else run.iteration_of(latest)
+    """Iterations of the run's newest checkpoint (0 when it has none)."""
+    newest = newest_checkpoint(run_dir)
+    return 0 if newest is None else run.iteration_of(newest)
 
 
 def metrics(run_dir):
@@ -143,37 +186,171 @@ def metrics(run_dir):
         return [json.loads(line) for line in f]
 
 
-def lock(path, wait=True):
-    """An open file holding an exclusive lock on ``path`` (created when missing) until it is closed (``with
-    lock(path):``); None when ``wait`` is False and another process holds the lock."""
-    handle = open(path, "a")
+# ---- the tasks, run by the workers ----
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One (variant, seed) as its tasks need it: its absolute run directory and the settings its first chunk
+    starts it with (later chunks resume it with its own settings.json)."""
+    variant: str
+    seed: int
+    run_dir: str
+    settings: dict = dataclasses.field(hash=False)
+
+    @property
+    def name(self):
+        return run_name(self.variant, self.seed)
+
+    @property
+    def averaged(self):
+        return resolve_switches(self.settings)["g_average"] > 0
+
+
+class NoSignals(train_module.Signals):
+    """train()'s Ctrl-C and SIGTERM handling, without handlers."""
+
+    def __init__(self):
+        self.signal, self.immediate, self.previous = None, True, {}
+
+
+@contextlib.contextmanager
+def signals_left_to_the_worker():
+    """train() catches Ctrl-C and SIGTERM to checkpoint before it stops, but Python sets signal handlers only in
+    a process's main thread, and a Dask worker runs its tasks in another. There a signal stops the worker process
+    as a whole, and the run continues from its last checkpoint when the task is run again."""
+    if threading.current_thread() is threading.main_thread():
+        yield
+        return
+    handled = train_module.Signals
+    train_module.Signals = NoSignals
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+        yield
+    finally:
+        train_module.Signals = handled
+
+
+def find_data(dataset, data_dir):
+    """The absolute folder of the data set's files, downloaded first when MNIST's are missing (once, before any
+    run starts, so that no two workers download into one folder)."""
+    try:
+        return os.path.abspath(resolve_data_dir(dataset, data_dir))
+    except DataError as e:
+        raise CommandError(str(e)) from None
+
+
+def prepare_judge(dataset, data_dir, judge_dir, threads):
+    """Train the judge once, before the first score, so that the workers do not each train one."""
+    judge_for(dataset, data_dir, judge_dir, threads).close()
+
+
+def wait_for_other_writer(run_dir):
+    """A task that lost its client (a killed or stopped ablation on a --scheduler) goes on training its run: the
+    run is that process's until it has finished."""
+    pid = run.writer_pid(run_dir)
+    if pid is not None:
+        print(f"ablate: {run_dir} is being trained by process {pid}, from an earlier ablation; waiting for it",
+              file=sys.stderr, flush=True)
+    while run.writer_pid(run_dir) is not None:
+        time.sleep(WRITER_POLL_SECONDS)
+
+
+def train_chunk(spec, budget, data_dir):
+    """Train the run to iteration ``budget`` from wherever its run directory is: a fresh run when it has no
+    checkpoint (also over what a killed attempt left), else a resume of its newest one. Returns what was done:
+    {"trained": iterations, "seconds", "step_seconds"}, or {"stopped": {"status", "iteration"}} when a loss went
+    non-finite."""
+    wait_for_other_writer(spec.run_dir)
+    done = iterations_done(spec.run_dir)
+    if done > budget:
+        raise CommandError(f"{spec.run_dir} is at iteration {done}, past {budget}, which has no stored score and no "
+                           f"checkpoint any more; use another --out")
+    started = time.perf_counter()
+    if done < budget:
+        with signals_left_to_the_worker():
+            if done:
+                status = train(*resume_settings(newest_checkpoint(spec.run_dir), {"max_iterations": budget}))
+            else:
+                status = train(Settings(**resolve_switches({**spec.settings, "data_dir": data_dir,
+                                                            "max_iterations": budget})))
+        if status == EXIT_NOT_FINITE:  # the run cannot go on; the ablation can
+            return {"stopped": {"status": status, "iteration": metrics(spec.run_dir)[-1]["iteration"]}}
+        if status:
+            raise CommandError(f"training {spec.run_dir} to iteration {budget} ended with status {status} (its "
+                               f"message is in the worker's log)")
+        if iterations_done(spec.run_dir) != budget:
+            raise CommandError(f"{spec.run_dir} ends at iteration {iterations_done(spec.run_dir)}, its last epoch, "
+                               f"before {budget}: lower --iterations")
+    return {"trained": budget - done, "seconds": time.perf_counter() - started,
+            "step_seconds": statistics.median(record["seconds"] for record in metrics(spec.run_dir))}
+
+
+def score_chunk(spec, budget, samples, judge_dir, chunk, judge_ready):
+    """The ``evaluate`` reports of the run's checkpoint at ``budget`` (None when ``chunk`` stopped the run):
+    {"report", "latest_weights" (a run trained with --g-average is also scored with G's latest weights, to see
+    what the average changes; else None), "weights_scored", "seconds"}. Scored with the run's own thread count, so
+    that its numbers do not depend on the --jobs of the ablation that scores it."""
+    if "stopped" in chunk:
         return None
-    return handle
+    started = time.perf_counter()
+    settings = run.load_settings(spec.run_dir, "--out")
+    choices = [False, True] if settings.g_average > 0 else [False]
+    checkpoint = os.path.join(run.checkpoint_dir(spec.run_dir), f"{run.PREFIX}-{budget}")
+    reports = evaluate_run(checkpoint, Evaluation(samples=samples, judge_dir=judge_dir, threads=settings.threads),
+                           choices)
+    return {"report": reports[0], "latest_weights": reports[1] if len(reports) > 1 else None,
+            "weights_scored": len(reports), "seconds": time.perf_counter() - started}
 
 
-def held_elsewhere(run_dir):
-    """Whether another ablation holds the run's lock (a lock file nobody made is nobody's, and is not made here)."""
-    if not os.path.exists(run_dir + LOCK_SUFFIX):
-        return False
-    held = lock(run_dir + LOCK_SUFFIX, wait=False)
-    if held is None:
-        return True
-    held.close()
-    return False
+def probe(values):
+    """This worker's pace on a run of the settings ``values``, timed on synthetic batches in the training graph
+    train.py builds: seconds per training iteration, to build the graph and start its session, per sampled image
+    (drawn in batches of visualize_dim, as scores draw them) and per (query, reference) pair of the
+    nearest-neighbour search; and the bytes of a checkpoint without the averages of G's weights and of those
+    averages: its variables, which are the weights, Adam's two moments of each, the averages and the loop's state
+    (but for the data order, 8 bytes per training image, which a run of the real data adds)."""
+    s = Settings(**resolve_switches(values))
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        started = time.perf_counter()
+        model = run.model_from_settings(s)
+        graph = TrainingGraph(model, s.learning_rate, s.visualize_dim)
+        run.TrainState(0, s.visualize_dim, s.dim_z, DIM_Y)
+        session = tf.Session(config=session_config(s.threads, s.precision))
+        try:
+            session.run(tf.global_variables_initializer())
+            build_seconds = time.perf_counter() - started
+            feed = batches(*synthetic_data(4 * s.batch_size, rng), s.batch_size, s.dim_z)
+            for iteration in range(PROBE_ITERATIONS + 2):
+                if iteration == 2:  # after one D and one G step, whose first runs TensorFlow prepares
+                    started = time.perf_counter()
+                graph.iterate(session, iteration, *next(feed), k=s.k, evaluate=False)
+            iteration_seconds = (time.perf_counter() - started) / PROBE_ITERATIONS
+            z = rng.uniform(-1, 1, size=(s.visualize_dim, s.dim_z))
+            y = OneHot(rng.randint(DIM_Y, size=s.visualize_dim), DIM_Y)
+            graph.sample(session, z, y)
+            started = time.perf_counter()
+            graph.sample(session, z, y)
+            image_seconds = (time.perf_counter() - started) / s.visualize_dim
+        finally:
+            session.close()
+        total_bytes = sum(v.shape.num_elements() * v.dtype.size for v in tf.global_variables())
+        average_bytes = sum(w.shape.num_elements() * w.dtype.size for w in model.gen_weights)
+    started = time.perf_counter()
+    nearest_neighbours(rng.rand(PROBE_QUERIES, 784), rng.rand(PROBE_REFERENCES, 784))
+    pair_seconds = (time.perf_counter() - started) / (PROBE_QUERIES * PROBE_REFERENCES)
+    return {"iteration_seconds": iteration_seconds, "build_seconds": build_seconds, "image_seconds": image_seconds,
+            "pair_seconds": pair_seconds, "average_bytes": average_bytes,
+            "checkpoint_bytes": total_bytes - (average_bytes if s.g_average > 0 else 0)}
 
+
+# ---- the client ----
 
 class Record:
     """ablation.json: the fixed settings, each variant's flags and every run's scores, written whole after each
-    change (a crash never leaves half a file). Another ablation may write the same file: the runs this one
-    claimed are its own, every other run is taken from the file as it is when saving."""
+    change (a crash never leaves half a file), by this process alone."""
 
     def __init__(self, out, args):
         self.path = os.path.join(out, RECORD_FILE)
-        self.claimed = set()
         fixed = {name: getattr(args, name) for name in FIXED}
         self.data = self.read() or {"settings": fixed, "variants": {}, "runs": {}}
         stored = self.data["settings"]
@@ -203,62 +380,137 @@ class Record:
             "variant": variant, "seed": seed, "run_dir": os.path.join("runs", variant, f"seed-{seed}"),
             "scores": {}, "stopped": None, "step_seconds": None})
 
-    def claim(self, variant, seed):
-        """Make the run this ablation's own, starting from its entry as the file has it now (another ablation
-        may have scored it since this one started)."""
-        with lock(self.path + LOCK_SUFFIX):
-            stored = (self.read() or {"runs": {}})["runs"].get(run_name(variant, seed))
-        if stored is not None:
-            self.data["runs"][run_name(variant, seed)] = stored
-        self.claimed.add(run_name(variant, seed))
-        return self.entry(variant, seed)
-
     def save(self):
-        with lock(self.path + LOCK_SUFFIX):
-            stored = self.read()
-            if stored is not None:
-                self.data["variants"] = {**stored["variants"], **self.data["variants"]}
-                self.data["runs"] = {**self.data["runs"], **stored["runs"],
-                                     **{name: self.data["runs"][name] for name in self.claimed}}
-            run.write_atomically(self.path, cli.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        run.write_atomically(self.path, cli.dumps(self.data, indent=1, sort_keys=True) + "\n")
 
 
-class Progress:
-    """Counts the work left and estimates the time it takes from the pace of this invocation."""
+@contextlib.contextmanager
+def sole_client(out):
+    """Hold --out for this process: ablation.json has one writer, so a second ablation into the same folder is
+    refused. The operating system's lock on the folder goes with the process, also on kill -9."""
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CommandError(f"another ablate is writing into {out}; wait for it or stop it (to use more cores, "
+                               f"give it --jobs)") from None
+        yield
+    finally:
+        os.close(folder)
 
-    def __init__(self, remaining_iterations, remaining_scores):
-        self.iterations, self.scores = remaining_iterations, remaining_scores
+
+@dataclasses.dataclass
+class Work:
+    """What is left of one run: iterations to train, chunks they are trained in, scores and the sets of G's weights
+    each score draws with."""
+    iterations: int
+    chunks: int
+    scores: int
+    weights: int
+
+
+def duration(seconds):
+    seconds = int(round(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def size(n):
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.{1 if unit == 'GB' else 0}f} {unit}"
+    return f"{n} bytes"
+
+
+def plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Pace:
+    """The seconds the work left takes on the workers: from the probe until tasks have ended, then from the time
+    the ended ones took (a training chunk's time includes building its graph and writing its checkpoint)."""
+
+    def __init__(self, probes, samples, valid_size, workers):
+        def mean(key):
+            return statistics.mean(p[key] for p in probes)
+        self.iteration, self.build = mean("iteration_seconds"), mean("build_seconds")
+        nearest_pairs = valid_size * sum(set_sizes(samples))
+        # A score restores the generator, draws the samples and searches their nearest neighbours once per set of
+        # G's weights; the real images' references are searched once. The judge's share is left out: it is small.
+        self.per_weights = self.build + samples * mean("image_seconds") + nearest_pairs * mean("pair_seconds")
+        self.per_score = nearest_pairs * mean("pair_seconds")
+        self.workers = workers
         self.trained = self.training_seconds = 0
-        self.scored = self.scoring_seconds = 0
+        self.weights_scored = self.scoring_seconds = 0
 
-    def trained_chunk(self, iterations, seconds):
-        self.iterations -= iterations
-        self.trained += iterations
-        self.training_seconds += seconds
+    def trained_chunk(self, result):
+        self.trained += result["trained"]
+        self.training_seconds += result["seconds"]
 
-    def scored_one(self, seconds):
-        self.scores -= 1
-        self.scored += 1
-        self.scoring_seconds += seconds
+    def scored(self, result):
+        self.weights_scored += result["weights_scored"]
+        self.scoring_seconds += result["seconds"]
 
-    def pace(self):
-        """What this invocation did, and how fast (training chunks include building the graph and checkpoints)."""
-        trained = (f"trained {self.trained} iterations at {self.trained / self.training_seconds:.2f} it/s"
+    def training(self, work):
+        if self.trained:
+            return sum(w.iterations for w in work) * self.training_seconds / self.trained
+        return sum(w.iterations * self.iteration + w.chunks * self.build for w in work)
+
+    def scoring(self, work):
+        if self.weights_scored:
+            return sum(w.scores * w.weights for w in work) * self.scoring_seconds / self.weights_scored
+        return sum(w.scores * (self.per_score + w.weights * self.per_weights) for w in work)
+
+    def wall(self, work):
+        """The seconds of the work on the workers at once, each training one run (a run's tasks follow one
+        another, so fewer runs than workers leave some idle)."""
+        busy = [w for w in work if w.chunks or w.scores]
+        if not busy:
+            return 0
+        return (self.training(busy) + self.scoring(busy)) / min(self.workers, len(busy))
+
+    def eta(self, work):
+        return duration(self.wall(work))
+
+    def summary(self):
+        """What this invocation did, and how fast."""
+        trained = (f"trained {self.trained} iterations at {self.trained / self.training_seconds:.2f} it/s per worker"
                    if self.trained else "trained nothing")
-        scored = (f"scored {self.scored} times, {self.scoring_seconds / self.scored:.0f} s each" if self.scored
-                  else "scored nothing")
+        scored = (f"scored {self.weights_scored} times, {self.scoring_seconds / self.weights_scored:.1f} s each"
+                  if self.weights_scored else "scored nothing")
         return f"{trained}, {scored}"
-
-    def eta(self):
-        if (self.iterations and not self.trained) or (self.scores and not self.scored):
-            return "?"
-        seconds = (self.iterations * self.training_seconds / max(self.trained, 1)
-                   + self.scores * self.scoring_seconds / max(self.scored, 1))
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 def say(text):
     print(f"ablate: {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def engine(args, threads):
+    """A Dask client: of a local cluster of --jobs single-threaded worker processes on the loopback interface, or
+    of the --scheduler's workers."""
+    import distributed  # here, not at the top: importing it costs every --help a second
+
+    tensorflow_threads = f"TensorFlow threads {threads or 'as TensorFlow decides'}"
+    if args.scheduler is None:
+        with distributed.LocalCluster(n_workers=args.jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+            say(f"{args.jobs} local worker process{'es' if args.jobs > 1 else ''}, {tensorflow_threads}")
+            yield client
+        return
+    try:
+        client = distributed.Client(args.scheduler)
+    except OSError as e:
+        raise CommandError(f"--scheduler {args.scheduler}: {e}") from None
+    with client:
+        if not client.nthreads():
+            say(f"waiting for a worker to join {args.scheduler}")
+            client.wait_for_workers(1)
+        say(f"{plural(len(client.nthreads()), 'worker')} of {args.scheduler}, "
+            f"{plural(sum(client.nthreads().values()), 'thread')} in all, {tensorflow_threads}")
+        yield client
 
 
 class Ablation:
@@ -266,250 +518,192 @@ class Ablation:
         self.args = args
         self.out = args.out
         self.budgets = budgets(args.iterations, args.eval_every)
-        self.plan = [(variant, seed) for variant in args.variants for seed in args.seeds]
         self.record = Record(args.out, args)
-        self.skipped = 0
+        self.threads = task_threads(args)
+        self.runs = [self.spec(variant, seed) for variant in args.variants for seed in args.seeds]
+        # Task names are Dask's keys: two ablations on one scheduler must not share them.
+        self.tag = hashlib.sha256(self.out.encode()).hexdigest()[:8]
+        self.events = {}
 
-    def run_dir(self, variant, seed):
-        return os.path.join(self.out, self.record.entry(variant, seed)["run_dir"])
+    def spec(self, variant, seed):
+        shared = {name: getattr(self.args, name) for name in SHARED_SETTINGS}
+        run_dir = os.path.join(self.out, self.record.entry(variant, seed)["run_dir"])
+        return RunSpec(variant, seed, run_dir, {
+            **shared, **VARIANTS[variant], "threads": self.threads, "seed": seed, "run_dir": run_dir,
+            "vis_dir": os.path.join(self.out, "vis", variant, f"seed-{seed}"),
+            "log": "compact", "checkpoint_every": self.args.eval_every, "keep_checkpoints": 1})
 
-    def work_left(self):
-        """Iterations to train and scores to make, leaving out the runs another ablation is training now."""
-        iterations = scores = 0
-        for variant, seed in self.plan:
-            entry, run_dir = self.record.entry(variant, seed), self.run_dir(variant, seed)
-            if entry["stopped"] is None and not held_elsewhere(run_dir):
-                iterations += max(0, self.args.iterations - iterations_done(run_dir))
-                scores += sum(str(b) not in entry["scores"] for b in self.budgets)
-        return iterations, scores
+    def unscored(self, spec):
+        entry = self.record.entry(spec.variant, spec.seed)
+        return [] if entry["stopped"] is not None else [b for b in self.budgets if str(b) not in entry["scores"]]
+
+    def work_of(self, spec):
+        left = self.unscored(spec)
+        done = iterations_done(spec.run_dir)
+        return Work(iterations=max(0, left[-1] - done) if left else 0, chunks=sum(b > done for b in left),
+                    scores=len(left), weights=2 if spec.averaged else 1)
 
     def run(self):
-        progress = Progress(*self.work_left())
-        say(f"{len(self.args.variants)} variants x {len(self.args.seeds)} seeds, {self.args.iterations} iterations "
-            f"each, scored every {self.args.eval_every} with {self.args.samples} samples; left: "
-            f"{progress.iterations} iterations and {progress.scores} scores, in {self.out}")
-        for number, (variant, seed) in enumerate(self.plan, 1):
-            status = self.advance(variant, seed, f"run {number}/{len(self.plan)}", progress)
-            if status:
-                return status
-        self.write_grids()
-        say(f"done: {progress.pace()}; {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; "
-            f"tensorboard --logdir {self.out}")
-        if self.skipped:
-            say(f"{self.skipped} of the runs were another ablation's; the one that ends last draws their grids too")
-        return 0
-
-    def advance(self, variant, seed, position, progress):
-        """Train and score one run up to --iterations, unless another ablation is training it; a status other than
-        0 stops the ablation."""
-        os.makedirs(os.path.dirname(self.run_dir(variant, seed)), exist_ok=True)
-        held = lock(self.run_dir(variant, seed) + LOCK_SUFFIX, wait=False)
-        if held is None:
-            say(f"{position}: {run_name(variant, seed)} is being trained by another ablation; skipped")
-            self.skipped += 1
-            return 0
-        with held:
-            return self.advance_held(variant, seed, position, progress)
-
-    def advance_held(self, variant, seed, position, progress):
-        entry = self.record.claim(variant, seed)
-        if entry["stopped"] is not None:
-            say(f"{run_name(variant, seed)} stopped at iteration {entry['stopped']['iteration']} "
-                f"(status {entry['stopped']['status']}); not continued")
-            return 0
-        run_dir = self.run_dir(variant, seed)
-        events = None
-        try:
-            for budget in self.budgets:
-                if str(budget) in entry["scores"]:
-                    continue
-                done = iterations_done(run_dir)
-                if done > budget:
-                    raise CommandError(f"{run_dir} is at iteration {done}, past {budget}, which has no stored score "
-                                       f"and no checkpoint any more; use another --out")
-                if done < budget:
-                    say(f"{position}: {run_name(variant, seed)}, iterations {done} to {budget}")
-                    started = time.perf_counter()
-                    status = self.train(variant, seed, run_dir, done, budget)
-                    if status == EXIT_NOT_FINITE:  # the run cannot go on; the ablation can
-                        entry["stopped"] = {"status": status, "iteration": metrics(run_dir)[-1]["iteration"]}
-                        self.record.save()
-                        self.write_table()
-                        return 0
-                    if status:
-                        say("stopped; run the same command again to continue")
-                        return status
-                    progress.trained_chunk(budget - done, time.perf_counter() - started)
-                    if iterations_done(run_dir) != budget:
-                        raise CommandError(f"{run_dir} ends at iteration {iterations_done(run_dir)}, its last epoch, "
-                                           f"before {budget}: lower --iterations")
-                started = time.perf_counter()
-                # A run trained with --g-average is also scored with G's latest weights: what the average changes.
-                averaged = run.load_settings(run_dir, "--out").g_average > 0
-                report, *latest = self.score(run_dir, budget, [False, True] if averaged else [False])
-                if latest:
-                    entry.setdefault("latest_weights_scores", {})[str(budget)] = latest[0]
-                progress.scored_one(time.perf_counter() - started)
-                entry["scores"][str(budget)] = report
-                entry["step_seconds"] = statistics.median(record["seconds"] for record in metrics(run_dir))
-                self.record.save()
-                if events is None:
-                    events = Events(os.path.join(self.out, "tensorboard", variant, f"seed-{seed}"), None)
-                events.scalars(budget, flat_scores(scores_of(report)))
-                events.flush()
-                self.write_table()
-                generated = report["generated"]
-                say(f"{position}: {run_name(variant, seed)} at {budget}: judge accuracy "
-                    f"{generated['judge_accuracy']:.3f}, Frechet {generated['frechet']:.1f}, NND "
-                    f"{generated['nearest_neighbour'][-1]['nnd']:.2f}; left: {progress.iterations} iterations to "
-                    f"train, {progress.scores} to score, ETA {progress.eta()}")
-        finally:
-            if events is not None:
-                events.close()
-        return 0
-
-    def train(self, variant, seed, run_dir, done, budget):
-        """Train the run up to iteration ``budget`` from ``done``; train.py's exit status."""
-        if done:
-            return train(*resume_settings(run_dir, {"max_iterations": budget}))
-        if os.path.isdir(run_dir):  # stopped before its first checkpoint: nothing to resume, start it afresh
-            shutil.rmtree(run_dir)
-        shared = {name: getattr(self.args, name) for name in SHARED_SETTINGS}
-        return train(Settings(**resolve_switches({
-            **shared, **VARIANTS[variant], "seed": seed, "run_dir": run_dir,
-            "vis_dir": os.path.join(self.out, "vis", variant, f"seed-{seed}"), "max_iterations": budget,
-            "log": "compact", "checkpoint_every": self.args.eval_every, "keep_checkpoints": 1})))
-
-    def score(self, run_dir, budget, latest_choices):
         a = self.args
-        checkpoint = os.path.join(run.checkpoint_dir(run_dir), f"{run.PREFIX}-{budget}")
-        return evaluate_run(checkpoint, Evaluation(samples=a.samples, judge_dir=a.judge_dir, threads=a.threads),
-                            latest_choices)
+        for spec in self.runs:
+            stopped = self.record.entry(spec.variant, spec.seed)["stopped"]
+            if stopped is not None:
+                say(f"{spec.name} stopped at iteration {stopped['iteration']} (status {stopped['status']}); not "
+                    f"continued")
+        self.work = {spec.name: self.work_of(spec) for spec in self.runs}
+        left = self.work.values()
+        say(f"{len(a.variants)} variants x {len(a.seeds)} seeds = {len(self.runs)} runs of {a.iterations} "
+            f"iterations, scored at {', '.join(map(str, self.budgets))} with {a.samples} samples (runs with "
+            f"--g-average twice: also with G's latest weights); left: {sum(w.iterations for w in left)} iterations "
+            f"in {sum(w.chunks for w in left)} chunks and {sum(w.scores for w in left)} scores, in {self.out}")
+        if not any(w.scores for w in left):
+            say("nothing left to train or score")
+            if a.dry_run:
+                return 0
+        else:
+            with engine(a, self.threads) as client:
+                pace = self.estimate(client)
+                if a.dry_run:
+                    say("dry run: nothing trained")
+                    return 0
+                self.ablate(client, pace)
+            say(pace.summary())
+        self.write_grids()
+        say(f"done: {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; tensorboard --logdir "
+            f"{self.out}")
+        return 0
+
+    def estimate(self, client):
+        """Time the model on every worker at once (so each is timed as busy as it will be) and say what the work
+        left costs in time and disk."""
+        a = self.args
+        first = self.runs[0]
+        probes = client.gather([client.submit(probe, first.settings, workers=[worker], allow_other_workers=False,
+                                              pure=False, key=f"probe-{worker}-{self.tag}")
+                                for worker in client.nthreads()])
+        pace = Pace(probes, a.samples, a.valid_size, workers=sum(client.nthreads().values()))
+        left = self.work.values()
+        say(f"timed on {plural(len(probes), 'worker')}: {pace.iteration:.3f} s per iteration, {pace.build:.1f} s "
+            f"to build a run's graph, about {pace.per_score + pace.per_weights:.0f} s per score; estimated "
+            f"{duration(pace.training(left))} of training and {duration(pace.scoring(left))} of scoring: "
+            f"{pace.eta(left)} on {plural(pace.workers, 'worker thread')}")
+        checkpoint, average = probes[0]["checkpoint_bytes"], probes[0]["average_bytes"]
+        averaged = sum(spec.averaged for spec in self.runs)
+        sizes = [f"{len(self.runs) - averaged} x {size(checkpoint)}"] * (averaged < len(self.runs)) + \
+            [f"{averaged} x {size(checkpoint + average)} with the average of G's weights"] * (averaged > 0)
+        say(f"disk: one checkpoint per run, {' and '.join(sizes)}: "
+            f"{size(len(self.runs) * checkpoint + averaged * average)} in {os.path.join(self.out, 'runs')}, "
+            f"besides the runs' logs and grids")
+        return pace
+
+    def ablate(self, client, pace):
+        """Submit every run's next chunk and its score; as each task ends, store what it gave and submit the run's
+        next chunk. A chunk starts only once the score before it is stored: it replaces the run's one checkpoint,
+        which a lost score could not be made from again."""
+        import distributed  # as in engine
+
+        a = self.args
+        self.client, self.pace, self.tasks, self.pending = client, pace, distributed.as_completed(), {}
+        self.data = client.submit(find_data, a.dataset, a.data_dir, key=f"data-{self.tag}", retries=RETRIES)
+        self.judge = client.submit(prepare_judge, a.dataset, self.data, a.judge_dir, self.threads,
+                                   key=f"judge-{self.tag}", retries=RETRIES)
+        for spec in self.runs:
+            self.submit_next(spec)
+        try:
+            for future in self.tasks:
+                spec, budget, kind = self.pending.pop(future)
+                try:
+                    result = future.result()
+                except CommandError as e:
+                    raise CommandError(f"{kind} of {spec.name} at {budget}: {e}") from None
+                except distributed.KilledWorker as e:
+                    raise CommandError(f"{kind} of {spec.name} at {budget}: every worker that ran it died ({e}); "
+                                       f"see the workers' logs") from None
+                if kind == "training":
+                    self.trained(spec, budget, result)
+                elif result is not None:
+                    self.scored(spec, budget, result)
+        finally:
+            for events in self.events.values():
+                events.close()
+
+    def submit_next(self, spec):
+        """Submit the run's chunk to its first unscored budget, and the score after it."""
+        left = self.unscored(spec)
+        if not left:
+            return
+        budget, a = left[0], self.args
+        name = f"{spec.name}-{budget}-{self.tag}"
+        chunk = self.client.submit(train_chunk, spec, budget, self.data, key=f"train-{name}", retries=RETRIES)
+        # A score goes before the chunks of other runs that wait for a worker: its run's next chunk waits for it.
+        score = self.client.submit(score_chunk, spec, budget, a.samples, a.judge_dir, chunk, self.judge,
+                                   key=f"score-{name}", retries=RETRIES, priority=1)
+        for future, kind in ((chunk, "training"), (score, "scoring")):
+            self.pending[future] = spec, budget, kind
+            self.tasks.add(future)
+
+    def trained(self, spec, budget, result):
+        entry, work = self.record.entry(spec.variant, spec.seed), self.work[spec.name]
+        if "stopped" in result:
+            entry["stopped"] = result["stopped"]
+            self.record.save()
+            self.write_table()
+            self.work[spec.name] = Work(0, 0, 0, work.weights)
+            say(f"{spec.name} stopped at iteration {result['stopped']['iteration']}: a loss went non-finite; the "
+                f"other runs go on")
+            return
+        entry["step_seconds"] = result["step_seconds"]
+        self.pace.trained_chunk(result)
+        work.iterations -= result["trained"]
+        work.chunks -= result["trained"] > 0
+        if result["trained"]:
+            say(f"{spec.name}: trained to {budget} ({result['trained']} iterations, {duration(result['seconds'])}); "
+                f"ETA {self.pace.eta(self.work.values())}")
+
+    def scored(self, spec, budget, result):
+        entry, work = self.record.entry(spec.variant, spec.seed), self.work[spec.name]
+        report = result["report"]
+        entry["scores"][str(budget)] = report
+        if result["latest_weights"] is not None:
+            entry.setdefault("latest_weights_scores", {})[str(budget)] = result["latest_weights"]
+        self.record.save()
+        self.submit_next(spec)
+        if spec.name not in self.events:
+            self.events[spec.name] = Events(os.path.join(self.out, "tensorboard", spec.variant,
+                                                         f"seed-{spec.seed}"), None)
+        self.events[spec.name].scalars(budget, flat_scores(scores_of(report)))
+        self.events[spec.name].flush()
+        self.write_table()
+        self.pace.scored(result)
+        work.scores -= 1
+        left = self.work.values()
+        generated = report["generated"]
+        say(f"{spec.name} at {budget}: judge accuracy {generated['judge_accuracy']:.3f}, Frechet "
+            f"{generated['frechet']:.1f}, NND {generated['nearest_neighbour'][-1]['nnd']:.2f}; left: "
+            f"{sum(w.iterations for w in left)} iterations to train, {sum(w.scores for w in left)} to score, ETA "
+            f"{self.pace.eta(left)}")
 
     def write_table(self):
         run.write_atomically(os.path.join(self.out, TABLE_FILE), table(self.record.data))
 
     def write_grids(self):
-        """One panel per run at --iterations: rows are the digits 0-9, drawn from the same z for every panel."""
-        rng = np.random.RandomState(GRID_SEED)
-        labels = np.repeat(np.arange(10), GRID_SAMPLES_PER_DIGIT)
-        z = rng.uniform(-1, 1, size=(len(labels), self.args.dim_z))
-        panels = {}
-        for variant, seed in self.plan:
-            report = self.record.entry(variant, seed)["scores"].get(str(self.args.iterations))
-            if report is not None and iterations_done(self.run_dir(variant, seed)) == self.args.iterations:
-                generator = TrainedGenerator(self.run_dir(variant, seed))
-                try:
-                    images = generator.sample(z, OneHot(labels, 10))
-                finally:
-                    generator.close()
-                panels[variant, seed] = images, f"seed {seed}: judge {report['generated']['judge_accuracy']:.3f}"
+        """One panel per run that has reached --iterations and its score there."""
+        finished = {}
+        for spec in self.runs:
+            report = self.record.entry(spec.variant, spec.seed)["scores"].get(str(self.args.iterations))
+            if report is not None and iterations_done(spec.run_dir) == self.args.iterations:
+                finished[spec.variant, spec.seed] = spec.run_dir, report
+        panels = final_grids(finished, self.args.iterations, self.args.dim_z)
         picture = grid_picture(self.args.variants, self.args.seeds, panels, self.args.iterations)
         picture.save(os.path.join(self.out, GRIDS_FILE))
-
-
-def scores_of(report):
-    return {group: report[group] for group in ("generated", "real_train", "real_test")}
-
-
-def grid_picture(variants, seeds, panels, iterations):
-    """The panels side by side, a column per variant under its name and a row per seed, each captioned; grey
-    where a run has no panel. ``panels`` maps (variant, seed) to (images, caption). Pixels are the generator's
-    output times 255, not stretched to the grid's range as the vis/ grids are, so a flat grey grid looks grey."""
-    side = 28 * GRID_SAMPLES_PER_DIGIT
-    column_width, row_height = side + GAP, LABEL_HEIGHT + side + GAP
-    picture = Image.new("RGB", (GAP + len(variants) * column_width, 2 * LABEL_HEIGHT + len(seeds) * row_height),
-                        "white")
-    draw = ImageDraw.Draw(picture)
-    draw.text((GAP, 2), f"after {iterations} iterations; each panel's rows are the digits 0-9", fill="black")
-    for column, variant in enumerate(variants):
-        left = GAP + column * column_width
-        draw.text((left, LABEL_HEIGHT + 2), variant, fill="black")
-        for row, seed in enumerate(seeds):
-            top = 2 * LABEL_HEIGHT + row * row_height
-            images, caption = panels.get((variant, seed), (None, f"seed {seed}: not trained"))
-            draw.text((left, top + 2), caption, fill="black")
-            top += LABEL_HEIGHT
-            if images is None:
-                draw.rectangle([left, top, left + side - 1, top + side - 1], fill=(200, 200, 200))
-            else:
-                tiles = tile_grid(images, (10, GRID_SAMPLES_PER_DIGIT))
-                picture.paste(Image.fromarray((tiles * 255).round().astype(np.uint8), "RGB"), (left, top))
-    return picture
-
-
-# ---- the table ----
-
-def summary(values, higher_is_better):
-    """'median | worst (seed S)' of {seed: value}."""
-    seeds = sorted(values, key=lambda seed: values[seed], reverse=higher_is_better)
-    return f"{statistics.median(values.values()):.3f} | {values[seeds[-1]]:.3f} (seed {seeds[-1]})"
-
-
-SCORES = (  # (column, higher is better, value of a report)
-    ("judge accuracy", True, lambda r: r["generated"]["judge_accuracy"]),
-    ("Frechet distance", False, lambda r: r["generated"]["frechet"]),
-    ("NND", False, lambda r: r["generated"]["nearest_neighbour"][-1]["nnd"]),
-    ("NNC", True, lambda r: r["generated"]["nearest_neighbour"][-1]["nnc"]),
-)
-
-
-REAL = {  # the same scores of real images, the references evaluate reports beside them
-    "judge accuracy": lambda r: r["real_test"]["judge_accuracy"],
-    "Frechet distance": lambda r: r["real_train"]["frechet"],
-    "NND": lambda r: r["real_train"]["nearest_neighbour"][-1]["nnd"],
-}
-
-
-def table(data):
-    """The markdown table of ablation.json's data: for each number of iterations, each variant's median and worst
-    seed of every score, and its median training speed."""
-    runs = list(data["runs"].values())
-    settings = data["settings"]
-    lines = ["# Ablation", "",
-             f"Scores of {settings['samples']} samples (`evaluate`), median and worst seed of each variant; "
-             f"NND and NNC at {settings['samples']} samples.", ""]
-    for name, flags in data["variants"].items():
-        lines.append(f"- `{name}`: `python train.py {' '.join(flags)}`" if flags else f"- `{name}`: `python train.py`")
-    header = "| variant | seeds | " + " | ".join(f"{name}: median | worst" for name, _, _ in SCORES) + " |"
-    budgets_scored = sorted({int(b) for r in runs for b in r["scores"]})
-    for budget in budgets_scored:
-        lines += ["", f"## {budget} iterations", "", header, "|---" * (2 + 2 * len(SCORES)) + "|"]
-        for variant in data["variants"]:
-            stopped = [r["seed"] for r in runs if r["variant"] == variant and r["stopped"] is not None
-                       and r["stopped"]["iteration"] < budget]
-            # A run trained with --g-average is also scored with G's latest weights, in a row of its own.
-            for label, key in ((variant, "scores"), (f"{variant}, G's latest weights", "latest_weights_scores")):
-                scored = {r["seed"]: r[key][str(budget)] for r in runs
-                          if r["variant"] == variant and str(budget) in r.get(key, {})}
-                if not scored and (key != "scores" or not stopped):
-                    continue
-                seeds = f"{len(scored)}" + (f", stopped: {', '.join(map(str, stopped))}" if stopped else "")
-                cells = [summary({seed: value(report) for seed, report in scored.items()}, higher) if scored
-                         else "- | -" for _, higher, value in SCORES]
-                lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
-        reports = [r["scores"][str(budget)] for r in runs if str(budget) in r["scores"]]
-        real = {name: statistics.median(value(report) for report in reports) for name, value in REAL.items()}
-        lines += ["", f"Real images (median over the runs' splits): judge accuracy {real['judge accuracy']:.3f} "
-                      f"(test images); Frechet distance {real['Frechet distance']:.3f} and NND {real['NND']:.3f} "
-                      f"(training images)."]
-    lines += ["", "## Training speed", "",
-              "The median time of one training step (`seconds` in metrics.jsonl) of each run, and the median over "
-              "a variant's runs. Runs that shared the machine with other work are slower.", "",
-              "| variant | runs | median step (ms) | iterations/s |", "|---|---|---|---|"]
-    for variant in data["variants"]:
-        steps = [r["step_seconds"] for r in runs if r["variant"] == variant and r["step_seconds"]]
-        if steps:
-            step = statistics.median(steps)
-            lines.append(f"| {variant} | {len(steps)} | {1000 * step:.1f} | {1 / step:.2f} |")
-    return "\n".join(lines) + "\n"
 
 
 def ablate_command(argv):
     args = parse_args(argv)
     ensure_dir(args.out, "--out folder")
     try:
-        return Ablation(args).run()
+        with sole_client(args.out):
+            return Ablation(args).run()
     except KeyboardInterrupt:
         say("interrupted; run the same command again to continue")
         return 130

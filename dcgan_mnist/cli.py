@@ -116,6 +116,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def counted(n, word):
+    """'1 sample', '2 samples': ``n`` and ``word``, plural unless n is 1."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def shell_command(*words):
     """``words`` as one line a shell runs as they are: every word quoted where it needs it."""
     return " ".join(shlex.quote(str(word)) for word in words)

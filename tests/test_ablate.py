@@ -104,7 +104,7 @@ def test_every_run_is_scored_at_every_budget(ablation):
 
 def test_the_plan_its_time_and_its_disk_are_said_before_the_work_and_the_eta_as_it_goes(ablation):
     said = ablation[4]
-    plan = said.index("2 variants x 1 seeds = 2 runs of 4 iterations, scored at 2, 4 with 20 samples")
+    plan = said.index("2 variants x 1 seed = 2 runs of 4 iterations, scored at 2, 4 with 20 samples")
     assert "left: 8 iterations in 4 chunks and 4 scores" in said
     timed = said.index("timed on 1 worker: ")
     assert said.index("1 local worker process, TensorFlow threads 1") < timed

@@ -552,7 +552,8 @@ class Ablation:
                     f"continued")
         self.work = {spec.name: self.work_of(spec) for spec in self.runs}
         left = self.work.values()
-        say(f"{len(a.variants)} variants x {len(a.seeds)} seeds = {len(self.runs)} runs of {a.iterations} "
+        say(f"{cli.counted(len(a.variants), 'variant')} x {cli.counted(len(a.seeds), 'seed')} = "
+            f"{cli.counted(len(self.runs), 'run')} of {a.iterations} "
             f"iterations, scored at {', '.join(map(str, self.budgets))} with {a.samples} samples (runs with "
             f"--g-average twice: also with G's latest weights); left: {sum(w.iterations for w in left)} iterations "
             f"in {sum(w.chunks for w in left)} chunks and {sum(w.scores for w in left)} scores, in {self.out}")

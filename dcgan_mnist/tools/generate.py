@@ -148,8 +148,8 @@ def generate_command(argv):
     if args.npz:
         write_output("--npz", args.npz, lambda: save_arrays(args.npz, images=images[..., 0].astype(np.float32),
                                                             labels=labels, z=Z))
-    kind = "interpolations" if args.interpolate else "samples"
-    print(f"wrote {args.out}: digits {','.join(map(str, args.digits))}, {n_cols} {kind} each, seed {seed}, "
+    kind = cli.counted(n_cols, "interpolation" if args.interpolate else "sample")
+    print(f"wrote {args.out}: digits {','.join(map(str, args.digits))}, {kind} each, seed {seed}, "
           f"from {generator.checkpoint}" + (f" with {generator.weights}" if generator.model.g_average else "")
           + (f"; raw samples in {args.npz}" if args.npz else ""))
     return 0

@@ -9,6 +9,7 @@ written, 128 + N stopped by signal N (130 for Ctrl-C, 143 for SIGTERM).
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -69,7 +70,11 @@ class Signals:
 
     def __init__(self):
         self.signal, self.immediate = None, True
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # Python sets handlers only in the main thread. Elsewhere (a Dask worker's task thread) a signal ends the
+        # process as a whole, and the run continues from its last checkpoint.
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+                         if on_main_thread}
 
     def _handle(self, signum, frame):
         self.signal = signum

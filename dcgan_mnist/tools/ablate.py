@@ -35,13 +35,11 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
 
 from .. import cli, run
-from .. import train as train_module
 from ..cli import POSITIVE_INT, CommandError
 from ..evaluation import evaluate_run, judge_for
 from ..graph import TrainingGraph, session_config
@@ -206,29 +204,6 @@ class RunSpec:
         return resolve_switches(self.settings)["g_average"] > 0
 
 
-class NoSignals(train_module.Signals):
-    """train()'s Ctrl-C and SIGTERM handling, without handlers."""
-
-    def __init__(self):
-        self.signal, self.immediate, self.previous = None, True, {}
-
-
-@contextlib.contextmanager
-def signals_left_to_the_worker():
-    """train() catches Ctrl-C and SIGTERM to checkpoint before it stops, but Python sets signal handlers only in
-    a process's main thread, and a Dask worker runs its tasks in another. There a signal stops the worker process
-    as a whole, and the run continues from its last checkpoint when the task is run again."""
-    if threading.current_thread() is threading.main_thread():
-        yield
-        return
-    handled = train_module.Signals
-    train_module.Signals = NoSignals
-    try:
-        yield
-    finally:
-        train_module.Signals = handled
-
-
 def find_data(dataset, data_dir):
     """The absolute folder of the data set's files, downloaded first when MNIST's are missing (once, before any
     run starts, so that no two workers download into one folder)."""
@@ -266,12 +241,11 @@ def train_chunk(spec, budget, data_dir):
                            f"checkpoint any more; use another --out")
     started = time.perf_counter()
     if done < budget:
-        with signals_left_to_the_worker():
-            if done:
-                status = train(*resume_settings(newest_checkpoint(spec.run_dir), {"max_iterations": budget}))
-            else:
-                status = train(Settings(**resolve_switches({**spec.settings, "data_dir": data_dir,
-                                                            "max_iterations": budget})))
+        if done:
+            status = train(*resume_settings(newest_checkpoint(spec.run_dir), {"max_iterations": budget}))
+        else:
+            status = train(Settings(**resolve_switches({**spec.settings, "data_dir": data_dir,
+                                                        "max_iterations": budget})))
         if status == EXIT_NOT_FINITE:  # the run cannot go on; the ablation can
             return {"stopped": {"status": status, "iteration": metrics(spec.run_dir)[-1]["iteration"]}}
         if status:
@@ -424,9 +398,6 @@ def size(n):
     return f"{n} bytes"
 
 
-def plural(n, word):
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
 
 class Pace:
     """The seconds the work left takes on the workers: from the probe until tasks have ended, then from the time
@@ -508,8 +479,8 @@ def engine(args, threads):
         if not client.nthreads():
             say(f"waiting for a worker to join {args.scheduler}")
             client.wait_for_workers(1)
-        say(f"{plural(len(client.nthreads()), 'worker')} of {args.scheduler}, "
-            f"{plural(sum(client.nthreads().values()), 'thread')} in all, {tensorflow_threads}")
+        say(f"{cli.counted(len(client.nthreads()), 'worker')} of {args.scheduler}, "
+            f"{cli.counted(sum(client.nthreads().values()), 'thread')} in all, {tensorflow_threads}")
         yield client
 
 
@@ -584,10 +555,10 @@ class Ablation:
                                 for worker in client.nthreads()])
         pace = Pace(probes, a.samples, a.valid_size, workers=sum(client.nthreads().values()))
         left = self.work.values()
-        say(f"timed on {plural(len(probes), 'worker')}: {pace.iteration:.3f} s per iteration, {pace.build:.1f} s "
+        say(f"timed on {cli.counted(len(probes), 'worker')}: {pace.iteration:.3f} s per iteration, {pace.build:.1f} s "
             f"to build a run's graph, about {pace.per_score + pace.per_weights:.0f} s per score; estimated "
             f"{duration(pace.training(left))} of training and {duration(pace.scoring(left))} of scoring: "
-            f"{pace.eta(left)} on {plural(pace.workers, 'worker thread')}")
+            f"{pace.eta(left)} on {cli.counted(pace.workers, 'worker thread')}")
         checkpoint, average = probes[0]["checkpoint_bytes"], probes[0]["average_bytes"]
         averaged = sum(spec.averaged for spec in self.runs)
         sizes = [f"{len(self.runs) - averaged} x {size(checkpoint)}"] * (averaged < len(self.runs)) + \

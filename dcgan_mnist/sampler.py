@@ -43,10 +43,6 @@ class TrainedGenerator:
         z_in, y_in, images = self._samplers[n]
         return self.session.run(images, feed_dict={z_in: Z, y_in: Y})
 
-    def draw(self, Z, labels, rng):
-        """``draw_in_mixed_batches`` in batches of the run's visualize_dim."""
-        return draw_in_mixed_batches(self.sample, Z, labels, self.settings.visualize_dim, rng)
-
     def close(self):
         self.session.close()
 

@@ -13,6 +13,7 @@ COMMANDS = {
     "generate": ("dcgan_mnist.tools.generate", "draw a class-ordered grid of digits from a trained run"),
     "gif": ("dcgan_mnist.tools.gif", "turn the vis/ sample series into an animated GIF"),
     "evaluate": ("dcgan_mnist.tools.evaluate", "score a trained generator (NNC/NND, judge accuracy, Frechet distance)"),
+    "plot": ("dcgan_mnist.tools.plot", "draw a run's --eval-every-epoch scores against the iteration"),
     "bench": ("dcgan_mnist.tools.bench", "time the real training loop"),
     "ablate": ("dcgan_mnist.tools.ablate", "train and score the original, each fix and the repaired recipe"),
     "migrate-check": ("dcgan_mnist.tools.migrate", "prove the TF2 twin (twin.py) equals the TF1 graph, rung by rung"),

@@ -157,3 +157,9 @@ def test_bench_times_bf16_against_the_original_loop_and_measures_the_peak(capsys
     for side in (fast, original):
         assert side["of_peak"] == pytest.approx(side["gflops"] / r["machine"][f"{side['precision']}_gflops"],
                                                 rel=1e-3)
+
+
+@pytest.mark.parametrize("value, text", [(2.004, "2.00"), (2.0, "2.00"), (0.5138, "0.514"), (30.71, "30.7"),
+                                         (170.4, "170"), (1438.0, "1440"), (0.0, "0.00")])
+def test_bench_shows_three_significant_digits_with_their_trailing_zeros(value, text):
+    assert bench.shown(value) == text

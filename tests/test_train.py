@@ -18,6 +18,7 @@ from dcgan_mnist import run, settings
 from dcgan_mnist.batches import batches_per_epoch
 from dcgan_mnist.model import tf
 from dcgan_mnist.sampler import TrainedGenerator
+from dcgan_mnist.tools import plot
 from dcgan_mnist.train import main
 
 NUMBER = r"-?\d+(\.\d+)?(e[-+]\d+)?"
@@ -461,4 +462,11 @@ def test_eval_every_epoch_also_scores_a_run_that_ends_mid_epoch(mnist_dir, tmp_p
     rows = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
     assert [(row["iteration"], row["epoch"]) for row in rows] == [(14, 1), (19, 1)]
     assert all(0 <= row["generated"]["judge_accuracy"] <= 1 for row in rows)
+    # plot reads what the run wrote.
+    capsys.readouterr()
+    assert plot.main([str(tmp_path / "run"), "--out", str(tmp_path / "curves.png"), "--json"]) == 0
+    summary, = json.loads(capsys.readouterr().out)["runs"]
+    assert (summary["scores"], summary["last_iteration"]) == (2, 19)
+    assert summary["last_judge_accuracy"] == rows[-1]["generated"]["judge_accuracy"]
+    assert Image.open(tmp_path / "curves.png").size == (1100, 420)
     assert all(set(row) >= {"iteration", "epoch", "gen_loss"} for row in run_dir_metrics(tmp_path / "run"))

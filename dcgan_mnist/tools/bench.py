@@ -13,6 +13,7 @@ backward kernels) plus one per element of the elementwise and reduction ops it k
 RealDiv, Square, Rsqrt, Mean...); activations (sigmoid, ReLU, abs), concatenations and the Adam
 updates are not counted. The FLOPs per iteration are the average over the timed iterations' runs.
 """
+import math
 import os
 import platform
 import resource
@@ -275,8 +276,11 @@ def significant(value, digits):
 
 
 def shown(value):
-    """A number of the table, to TABLE_DIGITS significant digits, without an exponent for these sizes."""
-    return f"{significant(value, TABLE_DIGITS):g}"
+    """A number of the table, to TABLE_DIGITS significant digits, trailing zeros kept (a ratio of 2.00 is not one
+    of 2) and without an exponent."""
+    value = significant(value, TABLE_DIGITS)
+    decimals = TABLE_DIGITS - 1 - math.floor(math.log10(abs(value))) if value else TABLE_DIGITS - 1
+    return f"{value:.{max(0, decimals)}f}"
 
 
 def print_table(r):

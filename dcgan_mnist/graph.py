@@ -32,6 +32,17 @@ GATE = 2  # tf.train.Optimizer.GATE_GRAPH, as a number so that importing this mo
 PRECISIONS = ("fp32", "bf16")
 
 
+def on_gpu():
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def scales_losses(precision):
+    """Whether the updates scale their losses: ``bf16`` on a GPU runs in float16 (Grappler's CUDA rewrite), whose
+    range is too narrow for small gradients, so they are computed from a dynamically scaled loss and an update
+    whose gradients overflowed is skipped. bfloat16 has float32's range and needs none."""
+    return precision == "bf16" and on_gpu()
+
+
 def session_config(threads=0, precision="fp32"):
     """The session the original ran in (``fp32``). Its InteractiveSession sets place_pruned_graph, so each run's
     subgraph is placed on its own and TensorFlow's graph optimiser (Grappler) never rewrites it. The printed
@@ -46,7 +57,7 @@ def session_config(threads=0, precision="fp32"):
     else:
         rewrite = config.graph_options.rewrite_options
         on = type(rewrite).ON
-        if tf.config.list_physical_devices("GPU"):
+        if on_gpu():
             rewrite.auto_mixed_precision = on
         else:
             rewrite.auto_mixed_precision_onednn_bfloat16 = on
@@ -55,7 +66,7 @@ def session_config(threads=0, precision="fp32"):
 
 def warn_without_native_bfloat16(precision):
     """bf16 on a CPU without bfloat16 instructions is emulated, and likely slower than fp32: say so, once."""
-    if precision != "bf16" or tf.config.list_physical_devices("GPU"):
+    if precision != "bf16" or on_gpu():
         return
     try:
         with open("/proc/cpuinfo") as f:
@@ -73,17 +84,27 @@ def read_after(train_op, weights):
         return [tf.identity(w) for w in weights]
 
 
+# The variable of the loss scale that MixedPrecisionLossScaleOptimizer adds to a graph (and so to its checkpoints).
+LOSS_SCALE_VARIABLE = "current_loss_scale"
+
+
+def optimizer(learning_rate, scaled):
+    adam = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1)
+    return tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, "dynamic") if scaled else adam
+
+
 class TrainingGraph:
-    def __init__(self, model: DCGAN, learning_rate, visualize_dim):
+    def __init__(self, model: DCGAN, learning_rate, visualize_dim, precision):
         self.model = model
         (self.Z, self.Y, self.image_real,
          self.d_cost, self.g_cost, self.p_real, self.p_gen) = model.build_model()
         # Picked by name prefix, as the original does.
         self.discrim_vars = [v for v in tf.trainable_variables() if v.name.startswith('discrim')]
         self.gen_vars = [v for v in tf.trainable_variables() if v.name.startswith('gen')]
-        self.train_op_discrim = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1).minimize(
+        self.scales_losses = scales_losses(precision)
+        self.train_op_discrim = optimizer(learning_rate, self.scales_losses).minimize(
             self.d_cost, var_list=self.discrim_vars, gate_gradients=GATE)
-        self.train_op_gen = tf.train.AdamOptimizer(learning_rate, beta1=OPTIMIZER_BETA1).minimize(
+        self.train_op_gen = optimizer(learning_rate, self.scales_losses).minimize(
             self.g_cost, var_list=self.gen_vars, gate_gradients=GATE)
         # --g-average: each G update is followed by the update of G's weight averages, which the sampler draws
         # with. Training reads only G's own weights, so it is the same with or without them.

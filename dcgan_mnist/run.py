@@ -318,6 +318,13 @@ class Run:
         self.settings = load_settings(self.run_dir, flag)
         self.iteration = iteration_of(self.checkpoint)
 
+    def variable_names(self):
+        """The names of the variables in the checkpoint, or None if it cannot be read (restore says why)."""
+        try:
+            return [name for name, _ in tf.train.list_variables(self.checkpoint)]
+        except (tf.errors.OpError, ValueError):
+            return None
+
     def restore(self, saver, sess, attempts=5):
         """Restore the checkpoint. A run being trained may prune it meanwhile: then the run's newest is taken
         (when a run directory was given) or the error says so. A damaged one is reported with the older complete

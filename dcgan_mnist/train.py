@@ -17,7 +17,7 @@ import numpy as np
 from . import cli, run
 from .batches import batches_per_epoch, prepare_batch
 from .cli import CommandError
-from .graph import TrainingGraph, session_config, warn_without_native_bfloat16
+from .graph import LOSS_SCALE_VARIABLE, TrainingGraph, session_config, warn_without_native_bfloat16
 from .load import DataError, mnist_with_valid_set, resolve_data_dir
 from .model import DIM_Y, tf
 from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
@@ -234,7 +234,7 @@ class Training:
 
         tf.set_random_seed(s.seed)
         self.graph = TrainingGraph(run.model_from_settings(s), learning_rate=s.learning_rate,
-                                   visualize_dim=s.visualize_dim)
+                                   visualize_dim=s.visualize_dim, precision=s.precision)
         self.state = run.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y)
         self.saver = run.new_saver(s.run_dir, s.keep_checkpoints)
         warn_without_native_bfloat16(s.precision)
@@ -255,7 +255,14 @@ class Training:
         self.iteration, self.epoch, self.batch, self.order = 0, 0, 0, np.arange(len(self.trY))
 
     def resume(self, checkpoint):
-        run.Run(checkpoint, "--resume").restore(self.saver, self.sess)
+        stopped = run.Run(checkpoint, "--resume")
+        names = stopped.variable_names()
+        if names is not None and (LOSS_SCALE_VARIABLE in names) != self.graph.scales_losses:
+            trained, here = ("a GPU", "a CPU") if LOSS_SCALE_VARIABLE in names else ("a CPU", "a GPU")
+            raise CommandError(f"checkpoint {stopped.checkpoint} was trained with --precision bf16 on {trained}, "
+                               f"whose updates differ from those on {here} (float16 on a GPU scales its losses): "
+                               f"resume it on {trained}; generate and evaluate read it on either")
+        stopped.restore(self.saver, self.sess)
         restored = self.state.fetch(self.sess)
         self.iteration, self.epoch = int(restored["iteration"]), int(restored["epoch"])
         self.batch, self.order = int(restored["batch_in_epoch"]), restored["order"]

@@ -29,7 +29,7 @@ def test_count_flops_counts_only_the_ops_a_run_executes():
 def test_fused_discriminator_step_runs_the_generator_once():
     with tf.Graph().as_default():
         model = DCGAN(batch_size=B, **SMALL_WIDTHS)
-        g = TrainingGraph(model, 0.0002, 196)
+        g = TrainingGraph(model, 0.0002, 196, "fp32")
         generator = [t for c, s, t in model.layers if c == "generate" and s == "h4_deconv"]
         update = bench.count_flops([g.train_op_discrim, g.d_cost])
         evaluation = bench.count_flops([g.g_cost, g.p_real, g.p_gen])  # the original's second run

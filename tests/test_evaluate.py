@@ -341,7 +341,7 @@ def test_training_scorer_writes_reuses_the_real_side_and_leaves_numpy_rng_alone(
     os.makedirs(run_dir)
     with tf.Graph().as_default():
         model = DCGAN(batch_size=16, dim_z=8, dim_W1=32, dim_W2=16, dim_W3=8)
-        graph = TrainingGraph(model, 0.0002, 16)
+        graph = TrainingGraph(model, 0.0002, 16, "fp32")
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             log, events = JsonLines(os.path.join(run_dir, EVAL_FILE)), Events(run_dir, sess.graph)

@@ -14,7 +14,7 @@ B = 16
 
 
 def training_graph(model, visualize_dim=196):
-    return TrainingGraph(model, 0.0002, visualize_dim)
+    return TrainingGraph(model, 0.0002, visualize_dim, "fp32")
 
 
 class OriginalGraph:
@@ -193,3 +193,29 @@ def test_stable_loss_differs_from_clipped_only_in_the_cost():
             costs[loss] = sess.run([g.d_cost, g.p_real], {g.Z: Zs, g.Y: Ys, g.image_real: Xs})
     assert costs["clipped"][0] != costs["stable"][0]
     np.testing.assert_array_equal(costs["clipped"][1], costs["stable"][1])
+
+
+def test_float16_on_a_gpu_scales_the_losses_without_changing_the_updates(monkeypatch):
+    """bf16 on a GPU is float16, so both updates scale their losses (dynamically); on this CPU, in float32, the
+    scale is a power of two and the updates are the unscaled ones. fp32, and bf16 on a CPU, scale nothing."""
+    from dcgan_mnist import graph
+
+    def trained(precision, gpu):
+        monkeypatch.setattr(graph, "on_gpu", lambda: gpu)
+        rng = np.random.RandomState(0)
+        with tf.Graph().as_default(), tf.Session() as sess:
+            tf.set_random_seed(1)
+            g = TrainingGraph(DCGAN(batch_size=6, **TINY_WIDTHS), 0.0002, 4, precision)
+            sess.run(tf.global_variables_initializer())
+            for i in range(4):
+                g.iterate(sess, i, *batch(rng))
+            scale_vars = [v for v in tf.global_variables() if v.name.startswith(("current_loss_scale", "good_steps"))]
+            return sess.run(g.gen_vars + g.discrim_vars), sess.run(scale_vars)
+
+    plain, none = trained("fp32", gpu=True)
+    assert none == [] and trained("bf16", gpu=False)[1] == []
+    scaled, scale_state = trained("bf16", gpu=True)
+    # Each optimizer's scale (2**15 to start) and its count of good steps (2 updates each).
+    assert sorted(float(v) for v in scale_state) == [2.0, 2.0, 2.0 ** 15, 2.0 ** 15]
+    for a, b in zip(plain, scaled):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

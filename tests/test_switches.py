@@ -117,7 +117,7 @@ def train_small(g_average, iterations=6):
     z_sample, y_sample = rng.uniform(-1, 1, (4, 8)), OneHot(np.arange(4), 10)
     with tf.Graph().as_default() as graph, tf.Session() as sess:
         tf.set_random_seed(0)
-        training = TrainingGraph(DCGAN(batch_size=6, **TINY_WIDTHS, g_average=g_average), 0.0002, 4)
+        training = TrainingGraph(DCGAN(batch_size=6, **TINY_WIDTHS, g_average=g_average), 0.0002, 4, "fp32")
         sess.run(tf.global_variables_initializer())
         gen_weights = [sess.run(training.gen_vars)]
         printed = []
@@ -368,3 +368,23 @@ def test_bf16_is_recorded_reproducible_and_rebuilt(mnist_dir, tmp_path, capsys):
     assert train_main(["--resume", str(tmp_path / "a"), "--precision", "fp32"]) == 1
     assert "--precision fp32 contradicts the run's setting 'bf16'" in capsys.readouterr().err
     assert generate.main(["--checkpoint", str(tmp_path / "a"), "--out", str(tmp_path / "a.png"), "--seed", "1"]) == 0
+
+
+def test_a_bf16_run_resumes_only_on_the_kind_of_device_it_was_trained_on(mnist_dir, tmp_path, capsys, monkeypatch):
+    """bf16 on a GPU scales its losses and a checkpoint of it holds the scales, so it is not the CPU's run."""
+    from dcgan_mnist import graph
+
+    assert train_main(tiny_args(mnist_dir, tmp_path, "cpu", "--seed", "5", "--max-iterations", "2",
+                                "--precision", "bf16")) == 0
+    monkeypatch.setattr(graph, "on_gpu", lambda: True)
+    assert train_main(["--resume", str(tmp_path / "cpu"), "--max-iterations", "4"]) == 1
+    assert ("was trained with --precision bf16 on a CPU, whose updates differ from those on a GPU (float16 on a GPU "
+            "scales its losses): resume it on a CPU") in capsys.readouterr().err
+    assert train_main(tiny_args(mnist_dir, tmp_path, "gpu", "--seed", "5", "--max-iterations", "2",
+                                "--precision", "bf16")) == 0
+    assert train_main(["--resume", str(tmp_path / "gpu"), "--max-iterations", "4"]) == 0
+    monkeypatch.setattr(graph, "on_gpu", lambda: False)
+    capsys.readouterr()
+    assert train_main(["--resume", str(tmp_path / "gpu"), "--max-iterations", "6"]) == 1
+    assert "on a GPU, whose updates differ from those on a CPU" in capsys.readouterr().err
+    assert generate.main(["--checkpoint", str(tmp_path / "gpu"), "--out", str(tmp_path / "g.png"), "--seed", "1"]) == 0

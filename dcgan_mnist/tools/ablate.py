@@ -291,7 +291,7 @@ def probe(values):
     with tf.Graph().as_default():
         started = time.perf_counter()
         model = run.model_from_settings(s)
-        graph = TrainingGraph(model, s.learning_rate, s.visualize_dim)
+        graph = TrainingGraph(model, s.learning_rate, s.visualize_dim, s.precision)
         run.TrainState(0, s.visualize_dim, s.dim_z, DIM_Y)
         session = tf.Session(config=session_config(s.threads, s.precision))
         try:

@@ -143,7 +143,8 @@ class Timed:
         with self.graph.as_default():
             tf.set_random_seed(settings.seed)
             self.model = model_from_settings(settings)
-            self.training = TrainingGraph(self.model, settings.learning_rate, settings.visualize_dim)
+            self.training = TrainingGraph(self.model, settings.learning_rate, settings.visualize_dim,
+                                          settings.precision)
             self.flops = {kind: count_flops(self.training.fetches(*kind)) for kind in set(kinds)}
             self.session = tf.Session(config=session_config(settings.threads, settings.precision))
             self.session.run(tf.global_variables_initializer())

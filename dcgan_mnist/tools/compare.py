@@ -211,7 +211,7 @@ class OurSide(Side):
         with graph.as_default():
             tf.set_random_seed(seed)
             model = run.model_from_settings(settings)
-            self.training = TrainingGraph(model, ORIGINAL_LEARNING_RATE, VISUALIZE_DIM)
+            self.training = TrainingGraph(model, ORIGINAL_LEARNING_RATE, VISUALIZE_DIM, settings.precision)
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
                          model.layers, settings.precision)
 

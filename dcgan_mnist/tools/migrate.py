@@ -70,7 +70,7 @@ def tf1_side(request_file):
         tf.set_random_seed(s.seed)
         model = model_from_settings(s)
         made_by_init = len(tf.trainable_variables())
-        training = TrainingGraph(model, s.learning_rate, SAMPLES)
+        training = TrainingGraph(model, s.learning_rate, SAMPLES, s.precision)
         made_once = {}
         with model.not_recording():
             for name, build in (("generate", lambda: model.generate(training.Z, training.Y)),

@@ -4,4 +4,4 @@ set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 .venv/bin/python -m pip install --quiet ruff
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=15 "$@"

@@ -61,7 +61,7 @@ def test_help_of_every_command_does_not_import_tensorflow():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert set(loaded) == {"train", "compare", "shapes", "generate", "gif", "evaluate", "bench", "ablate",
+    assert set(loaded) == {"train", "compare", "shapes", "generate", "gif", "plot", "evaluate", "bench", "ablate",
                            "migrate-check", "train.py"}
     assert {name: helped for name, (_, helped) in loaded.items()} == dict.fromkeys(loaded, True)
     assert [name for name, (tensorflow, _) in loaded.items() if tensorflow] == []

@@ -85,7 +85,8 @@ def summary(scores):
             "last_frechet": last["frechet"]}
 
 
-def number(value, digits):
+def with_decimals(value, digits):
+    """``value`` to ``digits`` decimals, or "-" for a score that was not finite."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -94,10 +95,10 @@ def describe(label, s):
             f"{s['largest_fall_iteration']}" if s["largest_fall_iteration"] is not None else "it never fell")
     verdict = f"degraded (a fall of more than {TOLERATED_FALL})" if s["degraded"] else "held"
     return (f"{label}: {cli.counted(s['scores'], 'score')} to iteration {s['last_iteration']}; judge accuracy best "
-            f"{number(s['best_judge_accuracy'], 4)} at iteration {s['best_judge_iteration']}, last "
-            f"{number(s['last_judge_accuracy'], 4)}, {fall}: {verdict}; Frechet distance best "
-            f"{number(s['best_frechet'], 2)} at iteration {s['best_frechet_iteration']}, last "
-            f"{number(s['last_frechet'], 2)}")
+            f"{with_decimals(s['best_judge_accuracy'], 4)} at iteration {s['best_judge_iteration']}, last "
+            f"{with_decimals(s['last_judge_accuracy'], 4)}, {fall}: {verdict}; Frechet distance best "
+            f"{with_decimals(s['best_frechet'], 2)} at iteration {s['best_frechet_iteration']}, last "
+            f"{with_decimals(s['last_frechet'], 2)}")
 
 
 def draw(runs, path):

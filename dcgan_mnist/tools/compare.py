@@ -422,6 +422,23 @@ def compare(original_path, ours=DEFAULT, iterations=20, seed=0):
     }
 
 
+def difference(x):
+    """A largest difference as the tables print it."""
+    return "-" if x is None else "0" if x == 0 else f"{x:.2e}"
+
+
+def aligned_rows(sides, rows):
+    """The table of ``rows`` (``row``'s dicts) with the two ``sides`` named in its header: the header line and
+    one line per row ending in its verdict, the columns aligned."""
+    table = [("", *sides, "max abs", "max rel", "from iteration")]
+    table += [(r["name"], r["original"] or "-", r["ours"] or "-", difference(r["max_abs"]), difference(r["max_rel"]),
+               "-" if r["iteration"] is None else str(r["iteration"])) for r in rows]
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
+    aligned = ["  " + "  ".join([c[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])])
+               for c in table]
+    return aligned[0], [line + ("  ok" if r["ok"] else "  DIFF") for line, r in zip(aligned[1:], rows)]
+
+
 def text_report(report):
     s, t = report["settings"], report["tolerances"]
     lines = [f"original: {report['original']} (TensorFlow 1.x code run on tf.compat.v1)",
@@ -431,20 +448,12 @@ def text_report(report):
              f"{s['iterations']} lockstep iterations (k={s['k']}, two Adam(lr {s['learning_rate']}, beta1 "
              f"{s['beta1']}), numbers after each update)"]
 
-    def number(x):
-        return "-" if x is None else "0" if x == 0 else f"{x:.2e}"
-
-    table = [("", "original", "this project", "max abs", "max rel", "from iteration")]
-    table += [(r["name"], r["original"] or "-", r["ours"] or "-", number(r["max_abs"]), number(r["max_rel"]),
-               "-" if r["iteration"] is None else str(r["iteration"])) for r in report["rows"]]
-    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
-    aligned = ["  " + "  ".join([c[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])])
-               for c in table]
-    lines.append(aligned[0])
+    header, row_lines = aligned_rows(("original", "this project"), report["rows"])
+    lines.append(header)
     for i, r in enumerate(report["rows"]):
         if i == 0 or r["section"] != report["rows"][i - 1]["section"]:
             lines += ["", r["section"]]
-        lines.append(aligned[i + 1] + ("  ok" if r["ok"] else "  DIFF"))
+        lines.append(row_lines[i])
     if not report["numeric"]:
         lines.append("\nvalues and lockstep training not run: the variables differ, so the weights cannot be "
                      "copied across")

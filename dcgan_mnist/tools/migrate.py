@@ -25,7 +25,7 @@ from ..cli import NON_NEGATIVE_INT, POSITIVE_INT, CommandError, dumps, parser
 from ..graph import PRINTED
 from ..load import DataError, mnist_with_valid_set, resolve_data_dir
 from ..settings import Settings, add_checkpoint_flag, add_flags, describe_switches, model_flags, settings_from
-from .compare import LOCKSTEP_RTOL, ONE_PASS_RTOL, draw_inputs, fmt_shape, measure, row
+from .compare import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, draw_inputs, fmt_shape, measure, row
 
 TF1_SIDE = "--tf1-side"
 RUNGS = {1: "variables made once", 2: "names, shapes, count", 3: "forward pass", 4: "gradients",
@@ -547,10 +547,6 @@ def describe(r):
     return text + f": {r['original'] or 'nothing'} in TF1, {r['ours'] or 'nothing'} in TF2"
 
 
-def number(x):
-    return "-" if x is None else "0" if x == 0 else f"{x:.2e}"
-
-
 def text_report(rep):
     s = rep["settings"]
     lines = [f"TF1: graph.TrainingGraph in a tf.compat.v1 session (its own process); TF2: dcgan_mnist.twin, "
@@ -559,13 +555,8 @@ def text_report(rep):
              f"{s['batch_size']}, dim_z {s['dim_z']}, dim_W1/W2/W3 {s['dim_W1']}/{s['dim_W2']}/{s['dim_W3']}, "
              f"seed {s['seed']}; lockstep {rep['iterations']} iterations (k={s['k']}, Adam lr {s['learning_rate']}, "
              f"beta1 0.5)" + (f"; checkpoint {rep['checkpoint']}" if rep["checkpoint"] else "")]
-    table = [("", "TF1 graph", "TF2 twin", "max abs", "max rel", "from iteration")]
-    table += [(r["name"], r["original"] or "-", r["ours"] or "-", number(r["max_abs"]), number(r["max_rel"]),
-               "-" if r["iteration"] is None else str(r["iteration"])) for r in rep["rows"]]
-    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
-    aligned = ["  " + "  ".join([c[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])])
-               for c in table]
-    lines.append(aligned[0])
+    header, row_lines = aligned_rows(("TF1 graph", "TF2 twin"), rep["rows"])
+    lines.append(header)
     for rung in rep["rungs"]:
         if not rung["rows"]:
             reason = " (give --checkpoint RUN_DIR)" if rung["rung"] == 7 and rep["checkpoint"] is None else ""
@@ -574,14 +565,14 @@ def text_report(rep):
         lines += ["", f"rung {rung['rung']} {rung['title']}"]
         for i, r in enumerate(rep["rows"]):
             if r["rung"] == rung["rung"]:
-                lines.append(aligned[i + 1] + ("  ok" if r["ok"] else "  DIFF"))
+                lines.append(row_lines[i])
     lines.append("")
     for rung in rep["rungs"]:
         if rung["rows"]:
             tol = "equal" if rung["tolerance"] is None else "exact" if rung["tolerance"] == 0 else \
                 f"max rel <= {rung['tolerance']:g}"
-            lines.append(f"rung {rung['rung']} {rung['title']:<21} max abs {number(rung['max_abs']):>8}, max rel "
-                         f"{number(rung['max_rel']):>8}; tolerance {tol}: "
+            lines.append(f"rung {rung['rung']} {rung['title']:<21} max abs {difference(rung['max_abs']):>8}, max rel "
+                         f"{difference(rung['max_rel']):>8}; tolerance {tol}: "
                          + (("exact" if rung["exact"] else "pass") if rung["ok"] else "FAIL"))
     if rep["match"]:
         exact = [str(r["rung"]) for r in rep["rungs"] if r["exact"]]

@@ -126,8 +126,8 @@ class TrainingGraph:
         model = self.model
         image_gen = model.image_gen
         discrim_after = read_after(self.train_op_discrim, model.discrim_weights)
-        raw_real = model.discriminate(self.image_real, self.Y, weights=discrim_after)
-        raw_gen = model.discriminate(image_gen, self.Y, weights=discrim_after)
+        raw_real = model.discriminate(self.image_real, self.Y, weights=discrim_after, source="real")
+        raw_gen = model.discriminate(image_gen, self.Y, weights=discrim_after, source="generated")
         _, g_cost = model.costs(raw_real, raw_gen)
         return [g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)]
 
@@ -137,7 +137,7 @@ class TrainingGraph:
         raw_real = model.raw_real
         gen_after = read_after(self.train_op_gen, model.gen_weights)
         image_gen = tf.nn.sigmoid(model.generate(self.Z, self.Y, weights=gen_after))
-        raw_gen = model.discriminate(image_gen, self.Y)
+        raw_gen = model.discriminate(image_gen, self.Y, source="generated")
         d_cost, _ = model.costs(raw_real, raw_gen)
         return [d_cost, self.p_real, tf.nn.sigmoid(raw_gen)]
 
@@ -153,7 +153,11 @@ class TrainingGraph:
         with ``evaluate=False`` the post-update numbers are not computed and only the updated net's own
         loss (computed by the update pass) is filled in."""
         updated = "G" if np.mod(iteration, k) != 0 else "D"
-        values = sess.run(self.fetches(updated, evaluate), feed_dict={self.Z: Zs, self.Y: Ys, self.image_real: Xs})
+        feed = {self.Z: Zs, self.Y: Ys, self.image_real: Xs}
+        shifts = self.model.draw_shifts()
+        if shifts is not None:
+            feed[self.model.shifts] = shifts
+        values = sess.run(self.fetches(updated, evaluate), feed_dict=feed)
         own = "gen_loss" if updated == "G" else "discrim_loss"
         # fetches() lists the update's own loss, then the other PRINTED numbers in order. P(real) and
         # P(gen) come per image and are averaged in numpy, as the original prints them.

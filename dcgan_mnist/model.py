@@ -3,8 +3,11 @@
 Every layer, constant and variable is the original's; the only additions are that each
 intermediate tensor is recorded in ``DCGAN.layers`` (for the shape and compare tools and tests), that the
 network bodies take their weights and batch size as arguments (so the sampler and the training
-loop reuse one definition), and the opt-in switches ``loss='stable'``, ``d_output`` and ``g_average``.
+loop reuse one definition), and the opt-in switches ``loss='stable'``, ``d_output``, ``g_average`` and
+``augment``.
 """
+import numpy as np
+
 from .lazy_tf import Module
 
 # The one place this package gets TensorFlow from; importing it is deferred to first use (see lazy_tf).
@@ -14,6 +17,9 @@ tf = Module("compat.v1")
 LOSSES = ("clipped", "stable")
 # D's last layer: the original's lrelu(batchnorm(matmul)), lrelu(matmul) or the matmul alone.
 D_OUTPUTS = ("original", "lrelu", "linear")
+# What D sees: the images as they are (the original), or each moved by up to TRANSLATE_PIXELS in x and y.
+AUGMENTS = ("none", "translate")
+TRANSLATE_PIXELS = 3
 # Width of the one-hot labels: ten digits (or ten Fashion-MNIST classes).
 DIM_Y = 10
 
@@ -51,6 +57,19 @@ def bce(o, t, clip=True):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(logits=o, labels=t))
 
 
+def translate(image, shift, most):
+    """``image`` [B, H, W, C] with image b moved by shift[b] = [dx, dy] pixels (each in [-most, most]), the
+    uncovered border filled with zeros (the background of MNIST). Differentiable in ``image``, so G learns through
+    it (as in DiffAugment, Zhao et al. 2020)."""
+    _, height, width, _ = image.get_shape().as_list()
+    padded = tf.pad(image, [[0, 0], [most, most], [most, most], [0, 0]])
+    # Output pixel (i, j) of image b reads padded pixel (i + most - dy, j + most - dx).
+    rows = tf.range(height)[None, :] + most - shift[:, 1:2]
+    columns = tf.range(width)[None, :] + most - shift[:, 0:1]
+    moved = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(moved, columns, axis=2, batch_dims=1)
+
+
 class _NotRecording:
     def __init__(self, model):
         self.model = model
@@ -76,6 +95,7 @@ class DCGAN():
             loss="clipped",
             d_output="original",
             g_average=0.0,
+            augment="none",
             ):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -83,6 +103,8 @@ class DCGAN():
             raise ValueError(f"d_output must be one of {D_OUTPUTS}, got {d_output!r}")
         if not 0 <= g_average < 1:
             raise ValueError(f"g_average must be in [0, 1), got {g_average!r}")
+        if augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.dim_z = dim_z
@@ -95,6 +117,8 @@ class DCGAN():
         self.loss = loss
         self.d_output = d_output
         self.g_average = g_average
+        self.augment = augment
+        self.shifts = None  # made by build_model
         # (network call, step name, tensor) for every intermediate the original's calls build, in order.
         self.layers = []
         self._recording = True
@@ -137,11 +161,16 @@ class DCGAN():
         Y = tf.placeholder(tf.float32, [self.batch_size, self.dim_y])
 
         image_real = tf.placeholder(tf.float32, [self.batch_size]+self.image_shape)
+        # --augment translate: each step's shifts (in pixels, [x, y] per image; row 0 for the real images, 1 for
+        # the generated ones) are fed, drawn from numpy's RNG with the rest of the loop's draws, so a resumed run
+        # draws the same ones.
+        if self.augment == "translate":
+            self.shifts = tf.placeholder(tf.int32, [2, self.batch_size, 2], name="augment_shifts")
         h4 = self.generate(Z, Y)
         image_gen = tf.nn.sigmoid(h4)
-        raw_real = self.discriminate(image_real, Y)
+        raw_real = self.discriminate(image_real, Y, source="real")
         p_real = tf.nn.sigmoid(raw_real)
-        raw_gen = self.discriminate(image_gen, Y)
+        raw_gen = self.discriminate(image_gen, Y, source="generated")
         p_gen = tf.nn.sigmoid(raw_gen)
         d_cost, g_cost = self.costs(raw_real, raw_gen)
         # Kept for the training graph, which evaluates after an update without rebuilding these.
@@ -157,9 +186,20 @@ class DCGAN():
         gen_cost = bce(raw_gen, tf.ones_like(raw_gen), clip)
         return discrim_cost, gen_cost
 
-    def discriminate(self, image, Y, weights=None):
-        """Raw (pre-sigmoid) score. ``weights`` replaces discrim_W1..4, e.g. by post-update reads."""
-        return self._discriminate(image, Y, weights or self.discrim_weights, self.batch_size)
+    def discriminate(self, image, Y, weights=None, source=None):
+        """Raw (pre-sigmoid) score. ``weights`` replaces discrim_W1..4, e.g. by post-update reads. ``source``
+        ('real' or 'generated') says which of the training step's fed shifts move the images under --augment
+        translate; without it, or without the switch, D sees them as they are."""
+        shift = None
+        if self.shifts is not None and source is not None:
+            shift = self.shifts[("real", "generated").index(source)]
+        return self._discriminate(image, Y, weights or self.discrim_weights, self.batch_size, shift)
+
+    def draw_shifts(self):
+        """The shifts of one training step under --augment translate (a feed for ``shifts``), else None."""
+        if self.shifts is None:
+            return None
+        return np.random.randint(-TRANSLATE_PIXELS, TRANSLATE_PIXELS + 1, size=self.shifts.shape.as_list())
 
     def generate(self, Z, Y, weights=None):
         """Pre-sigmoid image. ``weights`` replaces gen_W1..4."""
@@ -185,11 +225,13 @@ class DCGAN():
         self._calls[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
 
-    def _discriminate(self, image, Y, weights, batch_size):
+    def _discriminate(self, image, Y, weights, batch_size, shift=None):
         W1, W2, W3, W4 = weights
         call = self._call_name("discriminate")
         t = lambda step, tensor: self._tap(call, step, tensor)  # noqa: E731
         with tf.name_scope(call):
+            if shift is not None:
+                image = t("translate", translate(image, shift, TRANSLATE_PIXELS))
             yb = t("yb", tf.reshape(Y, tf.stack([batch_size, 1, 1, self.dim_y])))
             X = t("concat_image_y", tf.concat(axis=3, values=[image, yb*tf.ones([batch_size, 28, 28, self.dim_y])]))
 

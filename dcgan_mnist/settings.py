@@ -31,7 +31,7 @@ from .cli import (
 )
 from .graph import PRECISIONS
 from .load import DATASETS
-from .model import D_OUTPUTS, LOSSES
+from .model import AUGMENTS, D_OUTPUTS, LOSSES, TRANSLATE_PIXELS
 
 # Batchnorm normalises over the batch: over one image it gives zeros whatever the input (z would be ignored).
 BATCH = Kind("an integer of 2 or more (batchnorm normalises over the batch)", int, lambda v: v >= 2)
@@ -133,6 +133,13 @@ class Settings:
                                "per G weight, gen_W1/ExponentialMovingAverage ... gen_W4/ExponentialMovingAverage, "
                                "saved in the checkpoints; 0.99 measured best (docs/repaired.md)", FIXES, True,
                                metavar="DECAY")
+    augment: str = setting("none", choice(*AUGMENTS), "none (both recipes'): D sees the images as they are; "
+                           "translate: in training, D sees every real and generated image moved by a random "
+                           f"-{TRANSLATE_PIXELS}..{TRANSLATE_PIXELS} pixels in x and in y (zeros fill the border; G "
+                           "learns through the move), drawn anew each step from the run's seeded RNG. Against the "
+                           "memorising of the training digits that makes the recipe's Frechet distance drift up "
+                           "over a long run (docs/performance.md). No new variable", FIXES, True,
+                           before_it_existed="none")
 
     precision: str = setting("fp32", choice(*PRECISIONS), "fp32: the original's float32 arithmetic, to the bit; "
                              "bf16: the training graph rewritten by TensorFlow into mixed precision (bfloat16 "
@@ -193,7 +200,7 @@ class Settings:
         return words
 
     def switches(self):
-        """The switches this run was built with: loss, d_output and g_average."""
+        """The switches this run was built with: loss, d_output, g_average and augment."""
         return {name: getattr(self, name) for name in SWITCHES}
 
     def widths(self):
@@ -240,12 +247,12 @@ def check_fields(settings):
 
 
 MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
-SWITCHES = ("loss", "d_output", "g_average")
+SWITCHES = ("loss", "d_output", "g_average", "augment")
 DEFAULT = Settings()
 # Presets of the switches that fix the original's training flaws (docs/repaired.md): "original" holds each
 # switch's default, "repaired" the combination the ablation measured best.
 RECIPES = {"original": DEFAULT.switches(),
-           "repaired": {"loss": "stable", "d_output": "linear", "g_average": 0.99}}
+           "repaired": {"loss": "stable", "d_output": "linear", "g_average": 0.99, "augment": "none"}}
 # Settings that define the run: --resume takes these from the run's settings.json and refuses others.
 RUN_DEFINING = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["defines_run"])
 

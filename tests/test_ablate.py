@@ -374,12 +374,14 @@ def test_bad_flags_are_named(flags, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_the_bf16_recipe_runs_only_when_named():
+def test_the_bf16_and_translate_variants_run_only_when_named():
     assert ablate.parse_args(["--out", "x"]).variants == ["original", "stable-loss", "lrelu-logit", "linear-logit",
                                                           "stable-lrelu-logit", "repaired"]
     assert ablate.parse_args(["--out", "x", "--variants", "repaired,repaired-bf16"]).variants == ["repaired",
                                                                                                    "repaired-bf16"]
     assert ablate.variant_flags("repaired-bf16") == ["--recipe", "repaired", "--precision", "bf16"]
+    assert ablate.variant_flags("repaired-bf16-translate") == ["--recipe", "repaired", "--precision", "bf16",
+                                                               "--augment", "translate"]
 
 
 def test_each_job_gets_its_share_of_the_cores(monkeypatch):

@@ -280,7 +280,13 @@ def test_the_documents_snippets_print_what_it_shows(results):
         blocks = python_blocks(f.read())
     assert len(blocks) == len(results["snippets"]) >= 2
     for (code, shown), printed in zip(blocks, results["snippets"]):
-        assert printed == shown, f"the snippet\n{code}\nnow prints\n{printed}"
+        # How many elements a rewrite changes depends on the CPU (the document says so); that it changes some or
+        # none does not.
+        assert some_of(printed) == some_of(shown), f"the snippet\n{code}\nnow prints\n{printed}"
+
+
+def some_of(text):
+    return re.sub(r"\b[1-9]\d* of 1000\b", "some of 1000", text)
 
 
 def test_the_tf2_side_refuses_a_process_in_tf1_behaviour():
@@ -315,3 +321,10 @@ def test_the_twin_is_tf2_code_importing_nothing_that_switches_to_tf1():
         source = f.read()
     assert "compat" not in source
     assert re.findall(r"^(?:from|import) (\S+)", source, re.M) == ["numpy", "tensorflow", ".util"]
+
+
+@pytest.mark.parametrize("flags, message", [(["--precision", "bf16"], "--precision fp32 only"),
+                                            (["--augment", "translate"], "--augment none only")])
+def test_the_twin_refuses_what_it_does_not_compute(flags, message):
+    with pytest.raises(CommandError, match=message):
+        migrate.command(flags)

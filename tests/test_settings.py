@@ -103,9 +103,11 @@ def test_a_missing_field_is_refused_not_filled_with_todays_default(trained, tmp_
 
 
 def test_a_field_added_later_takes_the_one_value_older_runs_had(trained, tmp_path):
-    assert ADDED_LATER == ["precision"]
-    run_dir, path = corrupted_copy(trained, tmp_path, lambda values: values.pop("precision"))
-    assert Settings.from_file(str(path)).precision == "fp32"  # the only arithmetic before --precision existed
+    assert ADDED_LATER == ["augment", "precision"]
+    run_dir, path = corrupted_copy(trained, tmp_path, lambda values: [values.pop(name) for name in ADDED_LATER])
+    loaded = Settings.from_file(str(path))
+    # The only arithmetic before --precision existed, and the only images D saw before --augment.
+    assert (loaded.precision, loaded.augment) == ("fp32", "none")
     assert train_main(["--resume", str(run_dir), "--max-iterations", "3"]) == 0
 
 
@@ -147,7 +149,7 @@ def test_settings_check_themselves_wherever_they_are_built():
         Evaluation(samples=1)
     assert Settings().replace(recipe="repaired").switches() == settings.RECIPES["original"]
     assert settings.describe_switches("repaired", settings.RECIPES["repaired"]) == (
-        "recipe repaired (--loss stable --d-output linear --g-average 0.99)")
+        "recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none)")
 
 
 def test_each_flag_is_declared_once_in_the_package():

@@ -12,7 +12,7 @@ from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_
 from dcgan_mnist import cli, evaluation, settings
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.graph import TrainingGraph
-from dcgan_mnist.model import D_OUTPUTS, DCGAN, LOSSES, tf
+from dcgan_mnist.model import AUGMENTS, D_OUTPUTS, DCGAN, LOSSES, TRANSLATE_PIXELS, tf, translate
 from dcgan_mnist.tools import compare, evaluate, generate, shapes
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot
@@ -63,11 +63,12 @@ def variables(graph):
 
 def test_the_defaults_are_the_original():
     defaults = inspect.signature(DCGAN).parameters
-    assert (defaults["loss"].default, defaults["d_output"].default, defaults["g_average"].default) == (
-        "clipped", "original", 0.0)
+    assert (defaults["loss"].default, defaults["d_output"].default, defaults["g_average"].default,
+            defaults["augment"].default) == ("clipped", "original", 0.0, "none")
     s = settings.parse_train_flags([])[0]
-    assert (s.recipe, s.loss, s.d_output, s.g_average) == ("original", "clipped", "original", 0.0)
-    assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original", "g_average": 0.0}
+    assert (s.recipe, s.loss, s.d_output, s.g_average, s.augment) == ("original", "clipped", "original", 0.0, "none")
+    assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original", "g_average": 0.0,
+                                            "augment": "none"}
 
 
 @pytest.mark.parametrize("d_output, removed", [("original", []), ("lrelu", ["h4_bn"]),
@@ -211,8 +212,9 @@ def test_recipe_sets_the_switches_and_a_switch_given_overrides_it():
 def test_the_flags_offer_exactly_the_models_choices():
     choices = {action.dest: action.choices for action in settings.build_parser()._actions}
     assert tuple(choices["loss"]) == LOSSES and tuple(choices["d_output"]) == D_OUTPUTS
+    assert tuple(choices["augment"]) == AUGMENTS
     for recipe in settings.RECIPES.values():
-        assert recipe["loss"] in LOSSES and recipe["d_output"] in D_OUTPUTS
+        assert recipe["loss"] in LOSSES and recipe["d_output"] in D_OUTPUTS and recipe["augment"] == "none"
 
 
 # ---- a repaired run through every tool that reads a run directory ----
@@ -388,3 +390,95 @@ def test_a_bf16_run_resumes_only_on_the_kind_of_device_it_was_trained_on(mnist_d
     assert train_main(["--resume", str(tmp_path / "gpu"), "--max-iterations", "6"]) == 1
     assert "on a GPU, whose updates differ from those on a CPU" in capsys.readouterr().err
     assert generate.main(["--checkpoint", str(tmp_path / "gpu"), "--out", str(tmp_path / "g.png"), "--seed", "1"]) == 0
+
+
+# ---- --augment translate ----
+
+def test_translate_moves_each_image_by_its_shift_and_fills_the_border_with_zeros():
+    rng = np.random.RandomState(0)
+    images = rng.rand(6, 28, 28, 1).astype(np.float32) + 1  # no zero pixel: a zero in the result is the border
+    shifts = np.array([[0, 0], [3, 0], [0, -3], [-2, 1], [3, 3], [-1, -2]], dtype=np.int32)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        x = tf.constant(images)
+        moved = translate(x, tf.constant(shifts), TRANSLATE_PIXELS)
+        gradient = tf.gradients(tf.reduce_sum(moved), x)[0]
+        moved, gradient = sess.run([moved, gradient])
+    assert moved.shape == (6, 28, 28, 1)
+    for image, (dx, dy), out, grad in zip(images, shifts, moved, gradient):
+        # Pixel (i, j) of the moved image is pixel (i - dy, j - dx) of the image, where that exists.
+        expected = np.zeros_like(image)
+        expected[max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = \
+            image[max(-dy, 0):28 + min(-dy, 0), max(-dx, 0):28 + min(-dx, 0)]
+        np.testing.assert_array_equal(out, expected)
+        assert (out == 0).sum() == (28 * 28) - (28 - abs(dx)) * (28 - abs(dy))
+        # The gradient reaches every pixel that stays in view, and only those: G learns through the move.
+        kept = np.zeros_like(image)
+        kept[max(-dy, 0):28 + min(-dy, 0), max(-dx, 0):28 + min(-dx, 0)] = 1
+        np.testing.assert_array_equal(grad, kept)
+
+
+def test_augment_adds_one_translate_step_before_each_d_of_the_training_pass_and_no_variable():
+    plain_graph, plain, _ = build(loss="stable", d_output="linear")
+    graph, model, _ = build(loss="stable", d_output="linear", augment="translate")
+    assert variables(graph) == variables(plain_graph)
+    expected = []
+    for call, step, *_ in recorded_steps(plain):
+        if call.startswith("discriminate") and step == "yb":
+            expected.append((call, "translate", [6, 28, 28, 1]))
+        expected.append((call, step))
+    steps = [(call, step, shape) if step == "translate" else (call, step)
+             for call, step, _, _, shape in recorded_steps(model)]
+    assert steps == expected
+    assert [entry[0] for entry in expected if entry[1] == "translate"] == ["discriminate", "discriminate_1"]
+    assert model.shifts.shape.as_list() == [2, 6, 2] and model.shifts.dtype == tf.int32
+    # Without the switch there is nothing to feed and nothing is drawn.
+    assert plain.shifts is None and plain.draw_shifts() is None
+    assert not [op for op in plain_graph.get_operations() if op.type == "GatherV2"]
+    np.random.seed(3)
+    draws = np.stack([model.draw_shifts() for _ in range(40)])
+    assert draws.shape == (40, 2, 6, 2)
+    assert sorted(np.unique(draws)) == list(range(-TRANSLATE_PIXELS, TRANSLATE_PIXELS + 1))
+    with pytest.raises(ValueError, match="augment must be one of"):
+        DCGAN(batch_size=6, **TINY_WIDTHS, augment="rotate")
+
+
+def test_a_translate_run_is_recorded_resumes_exactly_and_changes_what_d_sees(mnist_dir, tmp_path, capsys):
+    flags = ["--seed", "6", "--recipe", "repaired", "--log", "compact", "--log-every", "1"]
+    moved = flags + ["--augment", "translate"]
+    # 20 iterations cross an epoch boundary (15 batches per epoch); the split resumes in the middle of the first.
+    assert train_main(tiny_args(mnist_dir, tmp_path, "whole", *moved, "--max-iterations", "20")) == 0
+    assert train_main(tiny_args(mnist_dir, tmp_path, "split", *moved, "--max-iterations", "9")) == 0
+    assert train_main(["--resume", str(tmp_path / "split"), "--max-iterations", "20"]) == 0
+    assert json.loads((tmp_path / "split" / "settings.json").read_text())["augment"] == "translate"
+    whole = run_dir_metrics(tmp_path / "whole")
+    assert run_dir_metrics(tmp_path / "split") == whole and len(whole) == 20
+    assert sorted(os.listdir(tmp_path / "vis-split")) == sorted(os.listdir(tmp_path / "vis-whole"))
+    for name in os.listdir(tmp_path / "vis-whole"):
+        assert (tmp_path / "vis-split" / name).read_bytes() == (tmp_path / "vis-whole" / name).read_bytes()
+    # The same seed without the switch: the same first D step sees other images, so P(real) differs from there.
+    assert train_main(tiny_args(mnist_dir, tmp_path, "unmoved", *flags, "--max-iterations", "20")) == 0
+    unmoved = run_dir_metrics(tmp_path / "unmoved")
+    assert unmoved[0]["p_real"] != whole[0]["p_real"]
+    capsys.readouterr()
+    assert train_main(["--resume", str(tmp_path / "split"), "--augment", "none"]) == 1
+    assert "--augment none contradicts the run's setting 'translate'" in capsys.readouterr().err
+    assert shapes.main(["--checkpoint", str(tmp_path / "split")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("augment translate")
+    assert generate.main(["--checkpoint", str(tmp_path / "split"), "--out", str(tmp_path / "d.png"),
+                          "--seed", "1"]) == 0
+
+
+def test_compare_builds_a_translate_run_and_names_where_it_departs(mnist_dir, tmp_path, capsys):
+    assert train_main(tiny_args(mnist_dir, tmp_path, "moved", "--seed", "2", "--recipe", "repaired",
+                                "--augment", "translate", "--max-iterations", "2")) == 0
+    original = write_twin(tmp_path / "original-checkout")
+    capsys.readouterr()
+    assert compare.main(["--original", original, "--checkpoint", str(tmp_path / "moved"), "--iterations", "2",
+                         "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["augment"] == "translate"
+    assert report["summary"]["variables"] == {"rows": 8, "differ": 0}
+    # D's first step on the real images is the translate the original does not have.
+    assert report["first_divergence"]["name"] == "discriminate/translate"
+    assert compare.main(["--original", original, "--checkpoint", str(tmp_path / "moved"), "--iterations", "2"]) == 1
+    assert "augment='translate' departs from the original on purpose" in capsys.readouterr().out

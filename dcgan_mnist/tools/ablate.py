@@ -63,9 +63,13 @@ VARIANTS = {
     "stable-lrelu-logit": {"loss": "stable", "d_output": "lrelu"},
     "repaired": {"recipe": "repaired"},
     "repaired-bf16": {"recipe": "repaired", "precision": "bf16"},
+    "repaired-translate": {"recipe": "repaired", "augment": "translate"},
+    "repaired-bf16-translate": {"recipe": "repaired", "precision": "bf16", "augment": "translate"},
 }
-# bf16 is a speed-up on some machines, not one of the fixes, so an ablation has it only when asked for by name.
-DEFAULT_VARIANTS = [name for name, changes in VARIANTS.items() if "precision" not in changes]
+# bf16 is a speed-up on some machines, not one of the fixes, and --augment translate answers what a whole
+# 100-epoch run does, not the 3,000 iterations an ablation runs by default: an ablation has them only when asked
+# for by name.
+DEFAULT_VARIANTS = [name for name, changes in VARIANTS.items() if not {"precision", "augment"} & set(changes)]
 # The training settings an ablation sets for all its runs; those that define a run must agree between two
 # invocations into one --out, as must the scores' size and interval.
 SHARED_SETTINGS = ("dataset", "data_dir", "valid_size", "batch_size", *MODEL_WIDTHS, "judge_dir", "threads")

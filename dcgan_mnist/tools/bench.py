@@ -167,7 +167,7 @@ class Timed:
 
         return {
             "recipe": self.recipe, "loss": self.model.loss, "d_output": self.model.d_output,
-            "g_average": self.model.g_average, "precision": self.precision,
+            "g_average": self.model.g_average, "augment": self.model.augment, "precision": self.precision,
             "mode": "faithful" if all(evaluate for _, evaluate in self.kinds) else "compact",
             "it_per_s": significant(it_per_s, JSON_DIGITS),
             "ms_d_step": median_ms(self.step_seconds["D"]), "ms_g_step": median_ms(self.step_seconds["G"]),

@@ -198,8 +198,11 @@ class Side:
         self.session = tf.Session(graph=graph, config=session_config(precision=precision))
         self.session.run(init)
 
+    def feed(self, inputs):
+        return {self.tensors[name]: value for name, value in inputs.items()}
+
     def run(self, fetches, inputs):
-        return self.session.run(fetches, feed_dict={self.tensors[name]: value for name, value in inputs.items()})
+        return self.session.run(fetches, feed_dict=self.feed(inputs))
 
     def weights(self):
         return self.session.run(self.variables)
@@ -214,6 +217,14 @@ class OurSide(Side):
             self.training = TrainingGraph(model, ORIGINAL_LEARNING_RATE, VISUALIZE_DIM, settings.precision)
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
                          model.layers, settings.precision)
+
+    def feed(self, inputs):
+        # --augment translate: the layers and gradients are compared with every image where it is (no shift), so
+        # the comparison draws nothing the training steps would have drawn.
+        feed, shifts = super().feed(inputs), self.training.model.shifts
+        if shifts is not None:
+            feed[shifts] = np.zeros(shifts.shape.as_list(), np.int32)
+        return feed
 
     def iterate(self, iteration, Xs, Ys, Zs):
         return self.training.iterate(self.session, iteration, Xs, Ys, Zs)

@@ -683,6 +683,8 @@ def command(argv):
     settings = settings_from(args)
     if getattr(settings, "precision", "fp32") != "fp32":
         raise CommandError("the twin computes in float32, as the original does: --precision fp32 only")
+    if settings.augment != "none":
+        raise CommandError("the twin has no --augment (its D sees the images as they are): --augment none only")
     if args.speed:
         result = speed(settings, args.speed, args.speed_iterations, 2, args.grappler)
         print(dumps(result, indent=1) if args.json else speed_text(result))

@@ -36,6 +36,7 @@ DOES = {
     "lrelu": "leaky ReLU",
     "reshape": ("flatten the feature maps into one vector per image", "cut each vector into feature maps"),
     "sigmoid": "sigmoid: values in (0, 1)",
+    "translate": "--augment translate: move each image by its fed shift, zeros filling the border",
 }
 BINARY_SYMBOLS = {"Mul": "*", "AddV2": "+", "Add": "+", "Sub": "-", "RealDiv": "/"}
 
@@ -192,6 +193,8 @@ def build(batch_size=DEFAULT.batch_size, sample_size=DEFAULT.visualize_dim, **op
         Z_sample, Y_sample, _ = model.samples_generator(sample_size)
     named = {Z: "Z", Y: "Y", image_real: "image_real", model.image_gen: "image_gen = sigmoid(G's h4)",
              Z_sample: "Z (sampler)", Y_sample: "Y (sampler)"}
+    if model.shifts is not None:
+        named[model.shifts] = "shifts"
     owner = {t: (None, label) for t, label in named.items()}  # tensor -> (the call that made it, its label)
     steps = []
     for i, (call, name, tensor) in enumerate(model.layers):

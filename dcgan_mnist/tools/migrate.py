@@ -54,6 +54,7 @@ def tf1_side(request_file):
     directory = os.path.dirname(request_file)
     trained = Run(request["checkpoint"]) if request["checkpoint"] else None
     s = trained.settings if trained else Settings.from_file(os.path.join(directory, "settings.json"))
+    check_the_twin_computes(s)
     s = s.replace(seed=request["seed"])
     rng = np.random.RandomState(s.seed)
     batch0 = draw_inputs(rng, s.batch_size, s.dim_z)
@@ -247,6 +248,14 @@ def check_tf2(tf):
     if not tf.executing_eagerly():
         raise CommandError("TensorFlow runs with TF1 behaviour in this process (dcgan_mnist.model.tf was used), so "
                            "the TF2 twin cannot run here: the two sides must be kept apart by process")
+
+
+def check_the_twin_computes(s):
+    """Refuse settings, given as flags or trained into a --checkpoint's run, whose training the twin does not have."""
+    if s.precision != "fp32":
+        raise CommandError("the twin computes in float32, as the original does: --precision fp32 only")
+    if s.augment != "none":
+        raise CommandError("the twin has no --augment (its D sees the images as they are): --augment none only")
 
 
 def trainer_from_settings(twin, s):
@@ -681,10 +690,7 @@ def command(argv):
         return tf1_side(argv[1])
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    if getattr(settings, "precision", "fp32") != "fp32":
-        raise CommandError("the twin computes in float32, as the original does: --precision fp32 only")
-    if settings.augment != "none":
-        raise CommandError("the twin has no --augment (its D sees the images as they are): --augment none only")
+    check_the_twin_computes(settings)
     if args.speed:
         result = speed(settings, args.speed, args.speed_iterations, 2, args.grappler)
         print(dumps(result, indent=1) if args.json else speed_text(result))

@@ -206,9 +206,6 @@ class Settings:
     def widths(self):
         return {name: getattr(self, name) for name in MODEL_WIDTHS}
 
-    def describe_switches(self):
-        return describe_switches(self.recipe, self.switches())
-
 
 def same_as(name):
     """A field like Settings' ``name``, for another settings type."""
@@ -257,11 +254,15 @@ RECIPES = {"original": DEFAULT.switches(),
 RUN_DEFINING = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["defines_run"])
 
 
-def describe_switches(recipe, switches):
-    """'recipe repaired (--loss stable --d-output linear --g-average 0.99)': every report's words for a model's
-    switches."""
-    return f"recipe {recipe} (" + " ".join(f"{flag(name)} {value:g}" if isinstance(value, float)
-                                           else f"{flag(name)} {value}" for name, value in switches.items()) + ")"
+def describe_switches(values):
+    """'recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none)': every report's words for
+    a model's switches, from any mapping that holds the recipe and each of SWITCHES (settings.json, a report)."""
+    return f"recipe {values['recipe']} (" + " ".join(switch_words(name, values[name]) for name in SWITCHES) + ")"
+
+
+def switch_words(name, value):
+    """'--g-average 0.99': a switch as its flag would set it."""
+    return f"{flag(name)} {value:g}" if isinstance(value, float) else f"{flag(name)} {value}"
 
 
 def fresh_seed():

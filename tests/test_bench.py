@@ -145,6 +145,15 @@ def test_bench_against_prints_both_tables_and_the_ratios(capsys):
                      out, re.M)
 
 
+def test_bench_names_two_sides_of_one_recipe_by_the_switch_that_differs(capsys):
+    assert bench.main([*SMALL_FLAGS, "--iterations", "2", "--warmup", "1", "--recipe", "repaired",
+                       "--augment", "translate", "--against", "repaired"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe repaired --augment translate, its steps only:" in out
+    assert "recipe repaired --augment none, its steps only:" in out
+    assert re.search(r"^repaired --augment translate / repaired --augment none: iterations/second [\d.]+", out, re.M)
+
+
 def test_bench_times_bf16_against_the_original_loop_and_measures_the_peak(capsys):
     r = run_bench(capsys, "--iterations", "4", "--warmup", "1", "--recipe", "repaired", "--precision", "bf16",
                   "--mode", "compact", "--log-every", "2", "--against", "original", "--against-mode", "faithful",

@@ -22,6 +22,7 @@ import pytest
 from conftest import ROOT, TINY_MODEL, tiny_args
 
 from dcgan_mnist.cli import CommandError
+from dcgan_mnist.settings import Settings
 from dcgan_mnist.tools import migrate
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -328,3 +329,19 @@ def test_the_twin_is_tf2_code_importing_nothing_that_switches_to_tf1():
 def test_the_twin_refuses_what_it_does_not_compute(flags, message):
     with pytest.raises(CommandError, match=message):
         migrate.command(flags)
+
+
+@pytest.mark.parametrize("trained, message", [
+    ({"precision": "bf16"}, "--precision bf16; .* --precision fp32 only"),
+    ({"augment": "translate"}, "--augment translate; .* --augment none only")])
+def test_the_twin_refuses_a_checkpoint_trained_with_what_it_does_not_compute(tmp_path, trained, message):
+    """A run's own settings decide, not the flags: refused before the TF1 side is started."""
+    run_dir = tmp_path / "a run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "settings.json").write_text(Settings(recipe="repaired", **trained).to_json())
+    for suffix in (".index", ".data-00000-of-00001"):
+        (run_dir / "checkpoints" / f"ckpt-40{suffix}").write_text("")
+    checkpoint = str(run_dir / "checkpoints" / "ckpt-40")
+    with pytest.raises(CommandError, match=f"^--checkpoint {re.escape(checkpoint)} was trained with {message}$"):
+        migrate.command(["--checkpoint", checkpoint, "--reference", str(tmp_path / "reference")])
+    assert not (tmp_path / "reference").exists()

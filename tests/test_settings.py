@@ -148,7 +148,7 @@ def test_settings_check_themselves_wherever_they_are_built():
     with pytest.raises(ValueError, match="field 'samples' must be 2 or more"):
         Evaluation(samples=1)
     assert Settings().replace(recipe="repaired").switches() == settings.RECIPES["original"]
-    assert settings.describe_switches("repaired", settings.RECIPES["repaired"]) == (
+    assert settings.describe_switches({"recipe": "repaired", **settings.RECIPES["repaired"]}) == (
         "recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none)")
 
 

@@ -29,7 +29,16 @@ from ..graph import TrainingGraph, session_config, warn_without_native_bfloat16
 from ..load import DataError, load_dataset
 from ..model import _tf, tf
 from ..run import model_from_settings
-from ..settings import DEFAULT, RECIPES, SWITCHES, add_flags, describe_switches, model_flags, settings_from
+from ..settings import (
+    DEFAULT,
+    RECIPES,
+    SWITCHES,
+    add_flags,
+    describe_switches,
+    model_flags,
+    settings_from,
+    switch_words,
+)
 
 # The original's training split: 50,000 of MNIST's 60,000 training images.
 SYNTHETIC_IMAGES = 50000
@@ -284,17 +293,31 @@ def shown(value):
     return f"{value:.{max(0, decimals)}f}"
 
 
+def side_names(recipes, mode):
+    """Short names of the timed sides: the recipe, and what else tells it apart from the other side."""
+    same_recipe = len({x["recipe"] for x in recipes}) == 1
+    differing = [n for n in SWITCHES if same_recipe and len({x[n] for x in recipes}) > 1]
+    return [x["recipe"] + "".join(" " + switch_words(n, x[n]) for n in differing) + arithmetic(x, mode)
+            for x in recipes]
+
+
+def arithmetic(x, mode):
+    """' in bf16', ' in faithful mode': how a side's loop differs from the default fp32 loop of the table's mode."""
+    return ("" if x["precision"] == "fp32" else f" in {x['precision']}") + ("" if x["mode"] == mode else
+                                                                            f" in {x['mode']} mode")
+
+
 def print_table(r):
     mode = "faithful mode" if r["mode"] == "faithful" else f"compact mode, evaluated every {r['log_every']}"
     recipes = r.get("recipes", [r])
-    names = " against ".join(describe_switches(x["recipe"], {name: x[name] for name in SWITCHES})
-                             + ("" if x["precision"] == "fp32" else f" in {x['precision']}")
-                             + ("" if x["mode"] == r["mode"] else f" in {x['mode']} mode") for x in recipes)
+    names = " against ".join(describe_switches(x)
+                             + arithmetic(x, r["mode"]) for x in recipes)
     print(f"bench: {mode}, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
-    for x in recipes:
+    sides = side_names(recipes, r["mode"])
+    for x, side in zip(recipes, sides):
         if len(recipes) > 1:
-            print(f"recipe {x['recipe']}, its steps only:")
+            print(f"recipe {side}, its steps only:")
         print(f"  iterations/second     {shown(x['it_per_s'])}")
         for name, ms, n in (("D", x["ms_d_step"], x["d_steps"]), ("G", x["ms_g_step"], x["g_steps"])):
             print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))
@@ -308,7 +331,7 @@ def print_table(r):
         print(f"  this machine's matmul [{PEAK_SIDE}x{PEAK_SIDE}]^2: fp32 {shown(machine['fp32_gflops'])} GFLOP/s, "
               f"bf16 {shown(machine['bf16_gflops'])} GFLOP/s")
     if len(recipes) > 1:
-        print(f"{recipes[0]['recipe']} / {recipes[1]['recipe']}: " + ", ".join(
+        print(" / ".join(sides) + ": " + ", ".join(
             f"{label} {shown(r['ratios'][key])}" for key, label in (("it_per_s", "iterations/second"),
                                                                    ("ms_d_step", "ms per D step"),
                                                                    ("ms_g_step", "ms per G step"))

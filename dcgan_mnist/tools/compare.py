@@ -21,7 +21,6 @@ from ..model import DIM_Y, tf
 from ..settings import (
     DEFAULT,
     RECIPES,
-    SWITCHES,
     add_checkpoint_flag,
     add_flags,
     describe_switches,
@@ -453,7 +452,7 @@ def aligned_rows(sides, rows):
 def text_report(report):
     s, t = report["settings"], report["tolerances"]
     lines = [f"original: {report['original']} (TensorFlow 1.x code run on tf.compat.v1)",
-             f"this project: dcgan_mnist.model.DCGAN, {describe_switches(s['recipe'], {n: s[n] for n in SWITCHES})}",
+             f"this project: dcgan_mnist.model.DCGAN, {describe_switches(s)}",
              f"batch {s['batch_size']}, dim_z {s['dim_z']}, dim_W1/W2/W3 {s['dim_W1']}/{s['dim_W2']}/{s['dim_W3']}, "
              f"{s['visualize_dim']} samples, seed {s['seed']}; one pass on the same weights and inputs, then "
              f"{s['iterations']} lockstep iterations (k={s['k']}, two Adam(lr {s['learning_rate']}, beta1 "

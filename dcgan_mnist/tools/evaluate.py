@@ -4,7 +4,7 @@ from .. import cli
 from ..cli import dumps, parser, run_command
 from ..evaluation import evaluate_run
 from ..model import DIM_Y
-from ..settings import SWITCHES, add_checkpoint_flag, describe_switches, evaluation_flags, evaluation_from
+from ..settings import add_checkpoint_flag, describe_switches, evaluation_flags, evaluation_from
 
 
 def build_parser():
@@ -25,7 +25,7 @@ def table(report):
     split = f"the run's split (seed {d['run_seed']})" if d["run_split"] else "NOT the run's split"
     header = [
         f"run      {report['run_dir']}: {report['checkpoint']}, {report['iterations']} iterations, "
-        f"{describe_switches(report['recipe'], {name: report[name] for name in SWITCHES})}"
+        f"{describe_switches(report)}"
         + (f"; {report['weights']}" if report["g_average"] else ""),
         f"data     {d['dataset']} in {d['data_dir']}: {d['train_images']} train, {d['validation_images']} "
         f"validation, {d['test_images']} test; {split}",

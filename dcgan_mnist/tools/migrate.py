@@ -24,6 +24,7 @@ from .. import cli, lazy_tf
 from ..cli import NON_NEGATIVE_INT, POSITIVE_INT, CommandError, dumps, parser
 from ..graph import PRINTED
 from ..load import DataError, mnist_with_valid_set, resolve_data_dir
+from ..run import Run
 from ..settings import Settings, add_checkpoint_flag, add_flags, describe_switches, model_flags, settings_from
 from .compare import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, draw_inputs, fmt_shape, measure, row
 
@@ -47,15 +48,14 @@ def tf1_side(request_file):
     """Write reference.npz and reference.json beside ``request_file`` (the TF1 numbers of every rung)."""
     from ..graph import TrainingGraph, session_config
     from ..model import tf
-    from ..run import Run, model_from_settings
+    from ..run import model_from_settings
 
     with open(request_file) as f:
         request = json.load(f)
     directory = os.path.dirname(request_file)
     trained = Run(request["checkpoint"]) if request["checkpoint"] else None
-    s = trained.settings if trained else Settings.from_file(os.path.join(directory, "settings.json"))
-    check_the_twin_computes(s)
-    s = s.replace(seed=request["seed"])
+    s = (trained.settings if trained else Settings.from_file(os.path.join(directory, "settings.json"))).replace(
+        seed=request["seed"])
     rng = np.random.RandomState(s.seed)
     batch0 = draw_inputs(rng, s.batch_size, s.dim_z)
     sample_z = rng.uniform(-1, 1, size=(SAMPLES, s.dim_z))
@@ -250,12 +250,16 @@ def check_tf2(tf):
                            "the TF2 twin cannot run here: the two sides must be kept apart by process")
 
 
-def check_the_twin_computes(s):
-    """Refuse settings, given as flags or trained into a --checkpoint's run, whose training the twin does not have."""
+def check_the_twin_computes(s, trained=None):
+    """Refuse settings whose training the twin does not have: the flags', or those of the run ``trained`` (the
+    --checkpoint given)."""
+    origin = f"--checkpoint {trained} was trained with " if trained else ""
     if s.precision != "fp32":
-        raise CommandError("the twin computes in float32, as the original does: --precision fp32 only")
+        raise CommandError(f"{origin}--precision {s.precision}; the twin computes in float32, as the original does: "
+                           "--precision fp32 only")
     if s.augment != "none":
-        raise CommandError("the twin has no --augment (its D sees the images as they are): --augment none only")
+        raise CommandError(f"{origin}--augment {s.augment}; the twin has no --augment (its D sees the images as they "
+                           "are): --augment none only")
 
 
 def trainer_from_settings(twin, s):
@@ -560,7 +564,7 @@ def text_report(rep):
     s = rep["settings"]
     lines = [f"TF1: graph.TrainingGraph in a tf.compat.v1 session (its own process); TF2: dcgan_mnist.twin, "
              f"{'Grappler on' if rep['grappler'] else 'Grappler off'}",
-             f"{describe_switches(s['recipe'], {n: s[n] for n in ('loss', 'd_output', 'g_average')})}, batch "
+             f"{describe_switches(s)}, batch "
              f"{s['batch_size']}, dim_z {s['dim_z']}, dim_W1/W2/W3 {s['dim_W1']}/{s['dim_W2']}/{s['dim_W3']}, "
              f"seed {s['seed']}; lockstep {rep['iterations']} iterations (k={s['k']}, Adam lr {s['learning_rate']}, "
              f"beta1 0.5)" + (f"; checkpoint {rep['checkpoint']}" if rep["checkpoint"] else "")]
@@ -691,6 +695,8 @@ def command(argv):
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
     check_the_twin_computes(settings)
+    if args.checkpoint:
+        check_the_twin_computes(Run(args.checkpoint).settings, args.checkpoint)
     if args.speed:
         result = speed(settings, args.speed, args.speed_iterations, 2, args.grappler)
         print(dumps(result, indent=1) if args.json else speed_text(result))

@@ -285,15 +285,24 @@ def checkpoint_state(run_dir):
                            f"({first_line(e)}); remove it and the newest complete checkpoint is used") from None
 
 
+def named_checkpoint(path):
+    """(run directory, checkpoint prefix) when ``path`` names one of a run's checkpoints
+    (``RUN_DIR/checkpoints/ckpt-N``, with or without a file suffix), else (``path``, None): a run directory.
+    Reads no file, so it needs no TensorFlow."""
+    path = os.path.normpath(path)
+    match = re.fullmatch(re.escape(PREFIX) + r"-\d+", os.path.basename(path).split(".")[0])
+    if match and os.path.basename(os.path.dirname(path)) == CHECKPOINT_SUBDIR:
+        prefix = os.path.join(os.path.dirname(path), match.group(0))
+        return os.path.dirname(os.path.dirname(prefix)), prefix
+    return path, None
+
+
 def find_checkpoint(path, flag):
     """(run directory, checkpoint prefix) for ``path``: a run directory (its latest checkpoint) or one of its
     checkpoints (``RUN_DIR/checkpoints/ckpt-N``, with or without a file suffix)."""
+    run_dir, prefix = named_checkpoint(path)
     path = os.path.normpath(path)
-    name = os.path.basename(path)
-    match = re.fullmatch(re.escape(PREFIX) + r"-\d+", name.split(".")[0])
-    if match and os.path.basename(os.path.dirname(path)) == CHECKPOINT_SUBDIR:
-        prefix = os.path.join(os.path.dirname(path), match.group(0))
-        run_dir = os.path.dirname(os.path.dirname(prefix))
+    if prefix:
         if prefix not in complete_checkpoints(run_dir):
             raise CommandError(f"{flag} {path!r}: the checkpoint's .index or .data file is missing")
         return run_dir, prefix

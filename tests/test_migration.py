@@ -334,14 +334,15 @@ def test_the_twin_refuses_what_it_does_not_compute(flags, message):
 @pytest.mark.parametrize("trained, message", [
     ({"precision": "bf16"}, "--precision bf16; .* --precision fp32 only"),
     ({"augment": "translate"}, "--augment translate; .* --augment none only")])
-def test_the_twin_refuses_a_checkpoint_trained_with_what_it_does_not_compute(tmp_path, trained, message):
+@pytest.mark.parametrize("given", ["the run directory", "one of its checkpoints"])
+def test_the_twin_refuses_a_checkpoint_trained_with_what_it_does_not_compute(tmp_path, trained, message, given):
     """A run's own settings decide, not the flags: refused before the TF1 side is started."""
     run_dir = tmp_path / "a run"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "settings.json").write_text(Settings(recipe="repaired", **trained).to_json())
     for suffix in (".index", ".data-00000-of-00001"):
         (run_dir / "checkpoints" / f"ckpt-40{suffix}").write_text("")
-    checkpoint = str(run_dir / "checkpoints" / "ckpt-40")
+    checkpoint = str(run_dir if given == "the run directory" else run_dir / "checkpoints" / "ckpt-40")
     with pytest.raises(CommandError, match=f"^--checkpoint {re.escape(checkpoint)} was trained with {message}$"):
         migrate.command(["--checkpoint", checkpoint, "--reference", str(tmp_path / "reference")])
     assert not (tmp_path / "reference").exists()

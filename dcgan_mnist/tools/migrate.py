@@ -24,7 +24,7 @@ from .. import cli, lazy_tf
 from ..cli import NON_NEGATIVE_INT, POSITIVE_INT, CommandError, dumps, parser
 from ..graph import PRINTED
 from ..load import DataError, mnist_with_valid_set, resolve_data_dir
-from ..run import Run
+from ..run import load_settings, named_checkpoint
 from ..settings import Settings, add_checkpoint_flag, add_flags, describe_switches, model_flags, settings_from
 from .compare import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, draw_inputs, fmt_shape, measure, row
 
@@ -48,7 +48,7 @@ def tf1_side(request_file):
     """Write reference.npz and reference.json beside ``request_file`` (the TF1 numbers of every rung)."""
     from ..graph import TrainingGraph, session_config
     from ..model import tf
-    from ..run import model_from_settings
+    from ..run import Run, model_from_settings
 
     with open(request_file) as f:
         request = json.load(f)
@@ -696,7 +696,8 @@ def command(argv):
     settings = settings_from(args)
     check_the_twin_computes(settings)
     if args.checkpoint:
-        check_the_twin_computes(Run(args.checkpoint).settings, args.checkpoint)
+        # The run's settings.json, read without TensorFlow: this process must stay free of TF1 behaviour.
+        check_the_twin_computes(load_settings(named_checkpoint(args.checkpoint)[0], "--checkpoint"), args.checkpoint)
     if args.speed:
         result = speed(settings, args.speed, args.speed_iterations, 2, args.grappler)
         print(dumps(result, indent=1) if args.json else speed_text(result))

@@ -310,8 +310,7 @@ def arithmetic(x, mode):
 def print_table(r):
     mode = "faithful mode" if r["mode"] == "faithful" else f"compact mode, evaluated every {r['log_every']}"
     recipes = r.get("recipes", [r])
-    names = " against ".join(describe_switches(x)
-                             + arithmetic(x, r["mode"]) for x in recipes)
+    names = " against ".join(describe_switches(x) + arithmetic(x, r["mode"]) for x in recipes)
     print(f"bench: {mode}, {names}, batch {r['batch_size']}, {r['iterations']} timed iterations "
           f"after warm-up, {r['data']}; {r['device']}, TensorFlow {r['tensorflow']}")
     sides = side_names(recipes, r["mode"])

@@ -64,18 +64,44 @@ def session_config(threads=0, precision="fp32"):
     return config
 
 
-def warn_without_native_bfloat16(precision):
-    """bf16 on a CPU without bfloat16 instructions is emulated, and likely slower than fp32: say so, once."""
-    if precision != "bf16" or on_gpu():
-        return
+def cpu_bfloat16():
+    """How this CPU runs Grappler's oneDNN bfloat16 rewrite: ``"native"`` (bfloat16 instructions: avx512_bf16,
+    AMX or Arm's bf16), ``"emulated"`` (oneDNN converts with AVX-512 or AVX-NE-CONVERT and computes in float32)
+    or ``"none"``: oneDNN has no bfloat16 on this CPU, by TensorFlow's own test, and the rewrite leaves the graph
+    in float32."""
+    from tensorflow.python.util import _pywrap_utils
+    if not _pywrap_utils.IsDataTypeSupportedByOneDNNOnThisCPU(tf.bfloat16):
+        return "none"
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            flags = set(f.read().split())
     except OSError:
-        flags = ""
-    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
-        print("warning: --precision bf16 on a CPU without bfloat16 instructions (avx512_bf16 or AMX) is emulated and "
-              "likely slower than fp32", file=sys.stderr)
+        flags = set()
+    return "native" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "emulated"
+
+
+def computes_in(precision):
+    """What a session of ``precision`` computes in on this machine: ``"bf16"`` only where the rewrite does
+    something (a GPU, or a CPU whose oneDNN has bfloat16), ``"fp32"`` otherwise."""
+    return "bf16" if precision == "bf16" and (on_gpu() or cpu_bfloat16() != "none") else "fp32"
+
+
+BFLOAT16_WARNINGS = {
+    "emulated": "--precision bf16 on a CPU without bfloat16 instructions (avx512_bf16 or AMX) is emulated and likely "
+                "slower than fp32",
+    "none": "--precision bf16 does nothing on this CPU: TensorFlow's oneDNN has no bfloat16 without AVX-512 (or "
+            "AVX-NE-CONVERT), so the graph stays float32 and runs with Grappler's float32 rewrites, at about fp32's "
+            "speed and not to fp32's last digits",
+}
+
+
+def warn_without_native_bfloat16(precision):
+    """bf16 on a CPU without bfloat16 instructions is slow or, without AVX-512, not bfloat16 at all: say so, once."""
+    if precision != "bf16" or on_gpu():
+        return
+    kind = cpu_bfloat16()
+    if kind != "native":
+        print(f"warning: {BFLOAT16_WARNINGS[kind]}", file=sys.stderr)
 
 
 def read_after(train_op, weights):

@@ -145,7 +145,8 @@ class Settings:
                              "bf16: the training graph rewritten by TensorFlow into mixed precision (bfloat16 "
                              "through oneDNN on a CPU with bfloat16 instructions, float16 on a GPU), with the "
                              "weights, Adam moments, losses and printed numbers float32. Faster, and not the "
-                             "original's numbers", SPEED, True, before_it_existed="fp32")
+                             "original's numbers; on a CPU without AVX-512 oneDNN has no bfloat16 and it stays "
+                             "float32 (the run says so)", SPEED, True, before_it_existed="fp32")
 
     def __post_init__(self):
         check_fields(self)

@@ -219,3 +219,39 @@ def test_float16_on_a_gpu_scales_the_losses_without_changing_the_updates(monkeyp
     assert sorted(float(v) for v in scale_state) == [2.0, 2.0, 2.0 ** 15, 2.0 ** 15]
     for a, b in zip(plain, scaled):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_the_cpu_s_bfloat16_kind_says_whether_the_rewrite_runs():
+    """cpu_bfloat16() is "none" exactly where Grappler's oneDNN rewrite leaves a bf16 session's graph in float32."""
+    from dcgan_mnist.graph import cpu_bfloat16
+
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [64, 128])
+        y = tf.reduce_sum(tf.matmul(x, tf.constant(np.ones([128, 128], np.float32))))
+        with tf.Session(config=session_config(precision="bf16")) as sess:
+            ran = tf.RunMetadata()
+            sess.run(y, {x: np.ones([64, 128], np.float32)}, run_metadata=ran,
+                     options=tf.RunOptions(output_partition_graphs=True))
+    bfloat16_nodes = [n.name for g in ran.partition_graphs for n in g.node if "DT_BFLOAT16" in str(n.attr)]
+    assert cpu_bfloat16() in ("native", "emulated", "none")
+    assert (cpu_bfloat16() != "none") == bool(bfloat16_nodes)
+
+
+def test_bf16_warns_once_by_what_the_cpu_does_with_it(monkeypatch, capsys):
+    from dcgan_mnist import graph
+
+    monkeypatch.setattr(graph, "on_gpu", lambda: False)
+    said = {}
+    for kind in ("native", "emulated", "none"):
+        monkeypatch.setattr(graph, "cpu_bfloat16", lambda kind=kind: kind)
+        graph.warn_without_native_bfloat16("fp32")
+        graph.warn_without_native_bfloat16("bf16")
+        said[kind] = capsys.readouterr().err
+    assert said["native"] == ""
+    assert said["emulated"] == ("warning: --precision bf16 on a CPU without bfloat16 instructions (avx512_bf16 or "
+                                "AMX) is emulated and likely slower than fp32\n")
+    assert said["none"].startswith("warning: --precision bf16 does nothing on this CPU: ")
+    assert said["none"].count("\n") == 1 and "stays float32" in said["none"]
+    monkeypatch.setattr(graph, "on_gpu", lambda: True)
+    graph.warn_without_native_bfloat16("bf16")
+    assert capsys.readouterr().err == ""

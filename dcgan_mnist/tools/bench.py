@@ -25,7 +25,7 @@ import numpy as np
 from .. import cli
 from ..batches import batches_per_epoch, prepare_batch
 from ..cli import POSITIVE_INT, CommandError, dumps, parser, run_command
-from ..graph import TrainingGraph, session_config, warn_without_native_bfloat16
+from ..graph import TrainingGraph, computes_in, session_config, warn_without_native_bfloat16
 from ..load import DataError, load_dataset
 from ..model import _tf, tf
 from ..run import model_from_settings
@@ -266,10 +266,12 @@ def bench(args):
         results = [recipes[0].result(args, elapsed)]
     else:  # side by side, a recipe's time is the sum of its own steps
         results = [r.result(args, sum(map(sum, r.step_seconds.values()))) for r in recipes]
+    for result in results:
+        result["computed_in"] = computes_in(result["precision"])
     if args.peak:
         peak["machine"] = matmul_peak(args.threads)
         for result in results:
-            result["of_peak"] = significant(result["gflops"] / peak["machine"][f"{result['precision']}_gflops"],
+            result["of_peak"] = significant(result["gflops"] / peak["machine"][f"{result['computed_in']}_gflops"],
                                             JSON_DIGITS)
     if len(recipes) == 1:
         return {**common, **results[0], **peak}
@@ -322,8 +324,8 @@ def print_table(r):
             print(f"  ms per {name} step         " + ("-" if ms is None else f"{shown(ms)}  (median of {n})"))
         runs = ", ".join(f"{name} {shown(g)}" for name, g in x["gflop_per_run"].items())
         print(f"  GFLOP per iteration   {shown(x['gflop_per_it'])}  (per run: {runs}; counted from the graph)")
-        print(f"  achieved GFLOP/s      {shown(x['gflops'])}"
-              + (f"  ({100 * x['of_peak']:.0f}% of this machine's {x['precision']} matmul)" if "of_peak" in x else ""))
+        of_peak = f"  ({100 * x['of_peak']:.0f}% of this machine's {x['computed_in']} matmul)" if "of_peak" in x else ""
+        print(f"  achieved GFLOP/s      {shown(x['gflops'])}{of_peak}")
     print(f"  peak resident memory  {r['peak_rss_mb']:.0f} MB")
     if "machine" in r:
         machine = r["machine"]

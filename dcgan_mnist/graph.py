@@ -50,9 +50,10 @@ def session_config(threads=0, precision="fp32"):
 
     ``bf16`` lets Grappler rewrite the graph into mixed precision instead: bfloat16 matmuls and convolutions
     through oneDNN on a CPU, float16 on a GPU; the variables, the Adam moments, the losses and the printed numbers
-    stay float32."""
+    stay float32. Where the rewrite would do nothing (a CPU whose oneDNN has no bfloat16) it is the fp32 session:
+    Grappler's other passes alone are no faster, and with two threads or more they do not repeat their numbers."""
     config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-    if precision == "fp32":
+    if computes_in(precision) == "fp32":
         config.graph_options.place_pruned_graph = True
     else:
         rewrite = config.graph_options.rewrite_options
@@ -90,8 +91,7 @@ BFLOAT16_WARNINGS = {
     "emulated": "--precision bf16 on a CPU without bfloat16 instructions (avx512_bf16 or AMX) is emulated and likely "
                 "slower than fp32",
     "none": "--precision bf16 does nothing on this CPU: TensorFlow's oneDNN has no bfloat16 without AVX-512 (or "
-            "AVX-NE-CONVERT), so the graph stays float32 and runs with Grappler's float32 rewrites, at about fp32's "
-            "speed and not to fp32's last digits",
+            "AVX-NE-CONVERT), so the graph stays float32 and trains as --precision fp32 does, to the bit",
 }
 
 

@@ -255,3 +255,18 @@ def test_bf16_warns_once_by_what_the_cpu_does_with_it(monkeypatch, capsys):
     monkeypatch.setattr(graph, "on_gpu", lambda: True)
     graph.warn_without_native_bfloat16("bf16")
     assert capsys.readouterr().err == ""
+
+
+def test_bf16_where_the_rewrite_does_nothing_is_the_fp32_session(monkeypatch):
+    """Grappler's passes without the bfloat16 rewrite gain nothing and, with two threads, do not repeat their
+    numbers: on such a CPU a bf16 run gets the original's session."""
+    from dcgan_mnist import graph
+
+    monkeypatch.setattr(graph, "on_gpu", lambda: False)
+    monkeypatch.setattr(graph, "cpu_bfloat16", lambda: "none")
+    assert graph.session_config(2, "bf16") == graph.session_config(2, "fp32")
+    monkeypatch.setattr(graph, "cpu_bfloat16", lambda: "emulated")
+    rewritten = graph.session_config(2, "bf16")
+    assert not rewritten.graph_options.place_pruned_graph
+    assert rewritten.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == \
+        type(rewritten.graph_options.rewrite_options).ON

@@ -169,27 +169,33 @@ class TrainingGraph:
 
     def fetches(self, updated, evaluate=True):
         """What one iteration runs: the update of net ``updated`` ('D' or 'G') and that net's cost as the
-        update pass computes it, then, with ``evaluate``, the numbers after the update."""
+        update pass computes it, then, with ``evaluate``, the numbers after the update (and, in a D update under
+        --augment adaptive, the mean sign of D's logits on the real images, last)."""
         if updated == "D":
-            return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if evaluate else [])
+            sign = [self.model.real_sign] if self.model.real_sign is not None else []
+            return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if evaluate else []) + sign
         return [self.train_op_gen, self.g_cost] + (self.after_gen_update if evaluate else [])
 
-    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
+    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True, augment_p=1.0):
         """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four PRINTED numbers;
         with ``evaluate=False`` the post-update numbers are not computed and only the updated net's own
-        loss (computed by the update pass) is filled in."""
+        loss (computed by the update pass) is filled in. Under --augment adaptive, each image D sees is moved with
+        probability ``augment_p``, and a D update also returns ``real_sign``."""
         updated = "G" if np.mod(iteration, k) != 0 else "D"
         feed = {self.Z: Zs, self.Y: Ys, self.image_real: Xs}
-        shifts = self.model.draw_shifts()
+        shifts = self.model.draw_shifts(augment_p)
         if shifts is not None:
             feed[self.model.shifts] = shifts
         values = sess.run(self.fetches(updated, evaluate), feed_dict=feed)
+        extra = {}
+        if updated == "D" and self.model.real_sign is not None:
+            extra["real_sign"] = values.pop()
         own = "gen_loss" if updated == "G" else "discrim_loss"
         # fetches() lists the update's own loss, then the other PRINTED numbers in order. P(real) and
         # P(gen) come per image and are averaged in numpy, as the original prints them.
         names = [own] + [name for name in PRINTED if name != own]
         return {"updated": updated, **{name: value if np.ndim(value) == 0 else value.mean()
-                                       for name, value in zip(names, values[1:])}}
+                                       for name, value in zip(names, values[1:])}, **extra}
 
     def sample(self, sess, Z, Y):
         return sess.run(self.image_sample, feed_dict={self.Z_sample: Z, self.Y_sample: Y})

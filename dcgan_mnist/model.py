@@ -6,8 +6,7 @@ network bodies take their weights and batch size as arguments (so the sampler an
 loop reuse one definition), and the opt-in switches ``loss='stable'``, ``d_output``, ``g_average`` and
 ``augment``.
 """
-import numpy as np
-
+from .augment import AUGMENTS, TRANSLATE_PIXELS, draw_shifts
 from .lazy_tf import Module
 
 # The one place this package gets TensorFlow from; importing it is deferred to first use (see lazy_tf).
@@ -17,9 +16,6 @@ tf = Module("compat.v1")
 LOSSES = ("clipped", "stable")
 # D's last layer: the original's lrelu(batchnorm(matmul)), lrelu(matmul) or the matmul alone.
 D_OUTPUTS = ("original", "lrelu", "linear")
-# What D sees: the images as they are (the original), or each moved by up to TRANSLATE_PIXELS in x and y.
-AUGMENTS = ("none", "translate")
-TRANSLATE_PIXELS = 3
 # Width of the one-hot labels: ten digits (or ten Fashion-MNIST classes).
 DIM_Y = 10
 
@@ -161,14 +157,16 @@ class DCGAN():
         Y = tf.placeholder(tf.float32, [self.batch_size, self.dim_y])
 
         image_real = tf.placeholder(tf.float32, [self.batch_size]+self.image_shape)
-        # --augment translate: each step's shifts (in pixels, [x, y] per image; row 0 for the real images, 1 for
-        # the generated ones) are fed, drawn from numpy's RNG with the rest of the loop's draws, so a resumed run
-        # draws the same ones.
-        if self.augment == "translate":
+        # --augment translate or adaptive: each step's shifts (in pixels, [x, y] per image; row 0 for the real
+        # images, 1 for the generated ones) are fed, drawn from numpy's RNG with the rest of the loop's draws, so a
+        # resumed run draws the same ones.
+        if self.augment != "none":
             self.shifts = tf.placeholder(tf.int32, [2, self.batch_size, 2], name="augment_shifts")
         h4 = self.generate(Z, Y)
         image_gen = tf.nn.sigmoid(h4)
         raw_real = self.discriminate(image_real, Y, source="real")
+        # --augment adaptive's measure of D learning its training images by heart (augment.AdaptiveStrength).
+        self.real_sign = tf.reduce_mean(tf.sign(raw_real)) if self.augment == "adaptive" else None
         p_real = tf.nn.sigmoid(raw_real)
         raw_gen = self.discriminate(image_gen, Y, source="generated")
         p_gen = tf.nn.sigmoid(raw_gen)
@@ -195,11 +193,12 @@ class DCGAN():
             shift = self.shifts[("real", "generated").index(source)]
         return self._discriminate(image, Y, weights or self.discrim_weights, self.batch_size, shift)
 
-    def draw_shifts(self):
-        """The shifts of one training step under --augment translate (a feed for ``shifts``), else None."""
+    def draw_shifts(self, p=1.0):
+        """The shifts of one training step under --augment (a feed for ``shifts``; ``p``: adaptive's strength),
+        else None."""
         if self.shifts is None:
             return None
-        return np.random.randint(-TRANSLATE_PIXELS, TRANSLATE_PIXELS + 1, size=self.shifts.shape.as_list())
+        return draw_shifts(self.augment, self.shifts.shape.as_list(), p)
 
     def generate(self, Z, Y, weights=None):
         """Pre-sigmoid image. ``weights`` replaces gen_W1..4."""

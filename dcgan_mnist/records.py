@@ -16,6 +16,7 @@ from .run import WriteError, write_atomically, write_failure
 from .util import grid_image
 
 METRICS_FILE = "metrics.jsonl"
+ADAPTIVE_RECORDS = ("augment_p", "augment_r")
 EVAL_FILE = "eval.jsonl"
 
 
@@ -37,9 +38,10 @@ def _duration(seconds):
 def print_compact(out, iteration, epoch, rate, remaining):
     """The compact log's line; ``epoch`` counts from 1, as the scores' "after epoch N" do."""
     eta = _duration(remaining / rate) if rate > 0 else "?"
-    print("epoch %d iter %d (%s) | gen loss %.4f | discrim loss %.4f | P(real) %.4f | P(gen) %.4f | %.2f it/s | ETA %s"
-          % (epoch, iteration, out["updated"], out["gen_loss"], out["discrim_loss"], out["p_real"], out["p_gen"],
-             rate, eta), flush=True)
+    augment = " | augment p %.3f" % out["augment_p"] if "augment_p" in out else ""
+    print("epoch %d iter %d (%s) | gen loss %.4f | discrim loss %.4f | P(real) %.4f | P(gen) %.4f%s | %.2f it/s | "
+          "ETA %s" % (epoch, iteration, out["updated"], out["gen_loss"], out["discrim_loss"], out["p_real"],
+                      out["p_gen"], augment, rate, eta), flush=True)
 
 
 class JsonLines:
@@ -87,7 +89,9 @@ class Metrics(JsonLines):
 
     def iteration(self, iteration, epoch, out, seconds):
         numbers = {name: None if out.get(name) is None else float(out[name]) for name in PRINTED}
-        record = {"iteration": iteration, "epoch": epoch, "updated": out["updated"], **numbers,
+        # --augment adaptive: the p this iteration's images were moved with, and the measure of an adjustment.
+        adaptive = {name: float(out[name]) for name in ADAPTIVE_RECORDS if name in out}
+        record = {"iteration": iteration, "epoch": epoch, "updated": out["updated"], **numbers, **adaptive,
                   "seconds": round(seconds, 6)}
         if not all(math.isfinite(v) for v in numbers.values() if v is not None):
             record["finite"] = False  # the numbers that were NaN or infinite are written as null

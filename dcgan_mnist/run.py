@@ -442,7 +442,7 @@ def model_from_settings(settings, batch_size=None):
 class TrainState:
     """Graph variables mirroring the loop state. Build after the model, before the Saver."""
 
-    def __init__(self, n_train, visualize_dim, dim_z, dim_y):
+    def __init__(self, n_train, visualize_dim, dim_z, dim_y, adaptive=False):
         with tf.variable_scope("train_state"):
             def var(name, shape, dtype):
                 return tf.get_variable(name, shape, dtype, initializer=tf.zeros_initializer(), trainable=False)
@@ -458,15 +458,21 @@ class TrainState:
                 "sample_z": var("sample_z", [visualize_dim, dim_z], tf.float64),
                 "sample_y": var("sample_y", [visualize_dim, dim_y], tf.float64),
             }
+            if adaptive:  # --augment adaptive's p and the measure it is adjusting on (augment.AdaptiveStrength)
+                self.vars.update(augment_p=var("augment_p", [], tf.float64),
+                                 augment_signs=var("augment_signs", [], tf.float64),
+                                 augment_seen=var("augment_seen", [], tf.int64))
             self.inputs = {name: tf.placeholder(v.dtype.base_dtype, v.shape) for name, v in self.vars.items()}
             self.assign = tf.group(*[v.assign(self.inputs[name]) for name, v in self.vars.items()])
 
-    def store(self, sess, iteration, epoch, batch_in_epoch, order, sample_z, sample_y):
-        """Copy the loop state and numpy's global RNG state into the variables."""
+    def store(self, sess, iteration, epoch, batch_in_epoch, order, sample_z, sample_y, augment=None):
+        """Copy the loop state, numpy's global RNG state and (``augment``: its ``state()``) --augment adaptive's into
+        the variables."""
         _, key, pos, has_gauss, cached = np.random.get_state()
         values = dict(iteration=iteration, epoch=epoch, batch_in_epoch=batch_in_epoch, order=order,
                       rng_key=key.astype(np.int64), rng_pos=pos, rng_has_gauss=has_gauss,
-                      rng_cached_gaussian=cached, sample_z=sample_z, sample_y=sample_y)
+                      rng_cached_gaussian=cached, sample_z=sample_z, sample_y=sample_y,
+                      **{f"augment_{name}": value for name, value in (augment or {}).items()})
         sess.run(self.assign, feed_dict={self.inputs[name]: value for name, value in values.items()})
 
     def fetch(self, sess):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .augment import AUGMENTS, TRANSLATE_PIXELS
 from .cli import (
     DECAY,
     NON_NEGATIVE_INT,
@@ -31,10 +32,11 @@ from .cli import (
 )
 from .graph import PRECISIONS
 from .load import DATASETS
-from .model import AUGMENTS, D_OUTPUTS, LOSSES, TRANSLATE_PIXELS
+from .model import D_OUTPUTS, LOSSES
 
 # Batchnorm normalises over the batch: over one image it gives zeros whatever the input (z would be ignored).
 BATCH = Kind("an integer of 2 or more (batchnorm normalises over the batch)", int, lambda v: v >= 2)
+OPEN_UNIT = Kind("a number between 0 and 1 (both excluded)", float, lambda v: 0 < v < 1)
 SQUARE = Kind("a square number of 4 or more (the grid is square; batchnorm normalises over it), such as 196", int,
               lambda v: v >= 4 and round(v ** 0.5) ** 2 == v)
 
@@ -138,8 +140,16 @@ class Settings:
                            f"-{TRANSLATE_PIXELS}..{TRANSLATE_PIXELS} pixels in x and in y (zeros fill the border; G "
                            "learns through the move), drawn anew each step from the run's seeded RNG. Against the "
                            "memorising of the training digits that makes the recipe's Frechet distance drift up "
-                           "over a long run (docs/performance.md). No new variable", FIXES, True,
-                           before_it_existed="none")
+                           "over a long run (docs/performance.md); adaptive: each of those images is moved with a "
+                           "probability p that starts at 0 and follows how sure D is of the real images it trains "
+                           "on (ADA, Karras et al. 2020: --augment-target, --augment-speed). No new variable", FIXES,
+                           True, before_it_existed="none")
+    augment_target: float = setting(0.5, OPEN_UNIT, "--augment adaptive: the mean sign of D's logits on its real "
+                                    "training images that p is steered to (above it p rises, below it p falls)",
+                                    FIXES, True, metavar="R", before_it_existed=0.5)
+    augment_speed: int = setting(200000, POSITIVE_INT, "--augment adaptive: real images D trains on for p to move "
+                                 "from 0 to 1 (p moves every 4 D updates)", FIXES, True, metavar="IMAGES",
+                                 before_it_existed=200000)
 
     precision: str = setting("fp32", choice(*PRECISIONS), "fp32: the original's float32 arithmetic, to the bit; "
                              "bf16: the training graph rewritten by TensorFlow into mixed precision (bfloat16 "
@@ -150,6 +160,11 @@ class Settings:
 
     def __post_init__(self):
         check_fields(self)
+        if self.augment != "adaptive":
+            for name in ADAPTIVE_ONLY:
+                if getattr(self, name) != Settings.__dataclass_fields__[name].default:
+                    raise ValueError(f"{flag(name)} {getattr(self, name)} goes with --augment adaptive, not --augment "
+                                     f"{self.augment}")
 
     @classmethod
     def from_file(cls, path):
@@ -245,6 +260,7 @@ def check_fields(settings):
 
 
 MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
+ADAPTIVE_ONLY = ("augment_target", "augment_speed")
 SWITCHES = ("loss", "d_output", "g_average", "augment")
 DEFAULT = Settings()
 # Presets of the switches that fix the original's training flaws (docs/repaired.md): "original" holds each
@@ -334,7 +350,10 @@ def resolve_switches(values):
 def settings_from(namespace, **extra):
     """The Settings of the parsed flags ``namespace`` (fields it has not: the defaults), switches resolved."""
     values = resolve_switches({**vars(namespace), **extra})
-    return Settings(**{name: values[name] for name in Settings.__dataclass_fields__ if name in values})
+    try:
+        return Settings(**{name: values[name] for name in Settings.__dataclass_fields__ if name in values})
+    except ValueError as e:
+        raise CommandError(str(e)) from None
 
 
 def evaluation_from(namespace):

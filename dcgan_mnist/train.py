@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from . import cli, run
+from .augment import AdaptiveStrength
 from .batches import batches_per_epoch, prepare_batch
 from .cli import CommandError
 from .graph import LOSS_SCALE_VARIABLE, TrainingGraph, session_config, warn_without_native_bfloat16
@@ -235,7 +236,9 @@ class Training:
         tf.set_random_seed(s.seed)
         self.graph = TrainingGraph(run.model_from_settings(s), learning_rate=s.learning_rate,
                                    visualize_dim=s.visualize_dim, precision=s.precision)
-        self.state = run.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y)
+        self.strength = AdaptiveStrength(s.augment_target, s.augment_speed, s.batch_size) \
+            if s.augment == "adaptive" else None
+        self.state = run.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y, adaptive=self.strength is not None)
         self.saver = run.new_saver(s.run_dir, s.keep_checkpoints)
         warn_without_native_bfloat16(s.precision)
         self.sess = tf.Session(config=session_config(s.threads, s.precision))
@@ -267,6 +270,9 @@ class Training:
         self.iteration, self.epoch = int(restored["iteration"]), int(restored["epoch"])
         self.batch, self.order = int(restored["batch_in_epoch"]), restored["order"]
         self.sample_z, self.sample_y = restored["sample_z"], restored["sample_y"]
+        if self.strength is not None:
+            self.strength = AdaptiveStrength(self.s.augment_target, self.s.augment_speed, self.s.batch_size,
+                                             *[restored[f"augment_{name}"] for name in AdaptiveStrength.STATE])
         self.saved_at = (self.iteration, self.epoch, self.batch)
         print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batch})",
               file=sys.stderr)
@@ -300,7 +306,14 @@ class Training:
         started = time.perf_counter()
         self.logged = (s.log == "original" or self.iteration % s.log_every == 0
                        or self.iteration == self.last_iteration - 1)
-        out = self.graph.iterate(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, evaluate=self.logged)
+        strength = self.strength
+        out = self.graph.iterate(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, evaluate=self.logged,
+                                 augment_p=strength.p if strength else 1.0)
+        if strength is not None:
+            out["augment_p"] = strength.p
+            sign = out.pop("real_sign", None)
+            if sign is not None and strength.observe(sign) is not None:
+                out["augment_r"] = strength.last_r
         self.seconds = time.perf_counter() - started
         self.rate.tick()
         return out
@@ -326,7 +339,9 @@ class Training:
         if self.logged:
             self.events.scalars(self.iteration, {"loss/gen": out["gen_loss"], "loss/discrim": out["discrim_loss"],
                                                  "p/real": out["p_real"], "p/gen": out["p_gen"],
-                                                 "iterations_per_second": self.rate.per_second() or None})
+                                                 "iterations_per_second": self.rate.per_second() or None,
+                                                 "augment/p": out.get("augment_p"),
+                                                 "augment/r": self.strength.last_r if self.strength else None})
 
     def write_grid(self):
         samples = self.graph.sample(self.sess, self.sample_z, self.sample_y)
@@ -369,7 +384,7 @@ class Training:
         if self.saved_at == position:
             return
         self.state.store(self.sess, self.iteration, self.epoch, self.batch, self.order, self.sample_z,
-                         self.sample_y)
+                         self.sample_y, self.strength.state() if self.strength else None)
         self.checkpoint_failed = True
         run.save_checkpoint(self.saver, self.sess, self.s.run_dir, self.iteration)
         self.checkpoint_failed = False

@@ -121,6 +121,17 @@ def counted(n, word):
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def duration(seconds, hours=False):
+    """'3m05s', or past an hour '1h02m'; with ``hours`` always hours, minutes and seconds ('0h03m05s'), the fixed
+    width of the compact log's ETA column."""
+    seconds = int(round(seconds))
+    if hours:
+        return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def shell_command(*words):
     """``words`` as one line a shell runs as they are: every word quoted where it needs it."""
     return " ".join(shlex.quote(str(word)) for word in words)

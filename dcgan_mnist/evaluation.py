@@ -8,7 +8,7 @@ import numpy as np
 from . import judge as judge_module
 from . import run
 from .cli import CommandError
-from .load import DataError, mnist, mnist_with_valid_set, resolve_data_dir
+from .load import DataError, mnist, resolve_data_dir, seeded_split
 from .metrics import flat_scores, images_also_in, score
 from .sampler import TrainedGenerator
 from .settings import Evaluation
@@ -34,9 +34,9 @@ class TrainingScorer:
         self.judge = judge_for(settings.dataset, settings.data_dir, settings.judge_dir, settings.threads)
         self.references = {}
 
-    def __call__(self, sess, graph, epoch, iterations, log, events):
+    def __call__(self, sess, training, epoch, iterations, log, events):
         s = self.settings
-        scores = score(lambda z, y: graph.sample(sess, z, y), SAMPLES_DURING_TRAINING, s.visualize_dim, s.dim_z,
+        scores = score(lambda z, y: training.sample(sess, z, y), SAMPLES_DURING_TRAINING, s.visualize_dim, s.dim_z,
                        self.data, self.judge, np.random.RandomState(EVAL_SEED), self.references)
         last = iterations - 1
         log.write({"iteration": last, "epoch": epoch, **scores})
@@ -60,13 +60,11 @@ def load_run_split(settings, options, run_dir):
     data_dir = options.data_dir if options.data_dir is not None else settings.data_dir
     valid_size = options.valid_size if options.valid_size is not None else settings.valid_size
     same_split = settings.seed is not None and dataset == settings.dataset and valid_size == settings.valid_size
-    if settings.seed is not None:
-        np.random.seed(settings.seed)
     try:
         directory = resolve_data_dir(dataset, data_dir, download=False)
         if same_split:
             run.check_data(run_dir, directory, "evaluate")
-        data = mnist_with_valid_set(directory, valid_size)
+        data = seeded_split(settings.seed, directory, valid_size)
     except DataError as e:
         raise CommandError(str(e)) from None
     if not same_split:

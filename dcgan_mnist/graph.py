@@ -13,11 +13,10 @@ discriminator's score of the real images is computed once. The same ops run on t
 in the original's session (``session_config``) every printed number and weight is bit for bit the
 original's; tests/test_bench.py checks this against a two-run loop built as the original builds it.
 """
-import sys
-
 import numpy as np
 
-from .model import DCGAN, tf
+from .model import DCGAN, DIM_Y, tf
+from .precision import scales_losses, session_config
 
 OPTIMIZER_BETA1 = 0.5
 # The numbers the original prints every iteration, in its order; the keys of a step's result.
@@ -27,81 +26,6 @@ PRINTED = ("gen_loss", "discrim_loss", "p_real", "p_gen")
 # gradients in a G step, the image gradients of its first conv. GATE_GRAPH computes only the gradients
 # the update needs and still finishes all of them before any weight is written: the same numbers.
 GATE = 2  # tf.train.Optimizer.GATE_GRAPH, as a number so that importing this module does not import TensorFlow
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-def on_gpu():
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def scales_losses(precision):
-    """Whether the updates scale their losses: ``bf16`` on a GPU runs in float16 (Grappler's CUDA rewrite), whose
-    range is too narrow for small gradients, so they are computed from a dynamically scaled loss and an update
-    whose gradients overflowed is skipped. bfloat16 has float32's range and needs none."""
-    return precision == "bf16" and on_gpu()
-
-
-def session_config(threads=0, precision="fp32"):
-    """The session the original ran in (``fp32``). Its InteractiveSession sets place_pruned_graph, so each run's
-    subgraph is placed on its own and TensorFlow's graph optimiser (Grappler) never rewrites it. The printed
-    numbers depend on that: Grappler's arithmetic rewrites change their last digits.
-
-    ``bf16`` lets Grappler rewrite the graph into mixed precision instead: bfloat16 matmuls and convolutions
-    through oneDNN on a CPU, float16 on a GPU; the variables, the Adam moments, the losses and the printed numbers
-    stay float32. Where the rewrite would do nothing (a CPU whose oneDNN has no bfloat16) it is the fp32 session:
-    Grappler's other passes alone are no faster, and with two threads or more they do not repeat their numbers."""
-    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-    if computes_in(precision) == "fp32":
-        config.graph_options.place_pruned_graph = True
-    else:
-        rewrite = config.graph_options.rewrite_options
-        on = type(rewrite).ON
-        if on_gpu():
-            rewrite.auto_mixed_precision = on
-        else:
-            rewrite.auto_mixed_precision_onednn_bfloat16 = on
-    return config
-
-
-def cpu_bfloat16():
-    """How this CPU runs Grappler's oneDNN bfloat16 rewrite: ``"native"`` (bfloat16 instructions: avx512_bf16,
-    AMX or Arm's bf16), ``"emulated"`` (oneDNN converts with AVX-512 or AVX-NE-CONVERT and computes in float32)
-    or ``"none"``: oneDNN has no bfloat16 on this CPU, by TensorFlow's own test, and the rewrite leaves the graph
-    in float32."""
-    from tensorflow.python.util import _pywrap_utils
-    if not _pywrap_utils.IsDataTypeSupportedByOneDNNOnThisCPU(tf.bfloat16):
-        return "none"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(f.read().split())
-    except OSError:
-        flags = set()
-    return "native" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "emulated"
-
-
-def computes_in(precision):
-    """What a session of ``precision`` computes in on this machine: ``"bf16"`` only where the rewrite does
-    something (a GPU, or a CPU whose oneDNN has bfloat16), ``"fp32"`` otherwise."""
-    return "bf16" if precision == "bf16" and (on_gpu() or cpu_bfloat16() != "none") else "fp32"
-
-
-BFLOAT16_WARNINGS = {
-    "emulated": "--precision bf16 on a CPU without bfloat16 instructions (avx512_bf16 or AMX) is emulated and likely "
-                "slower than fp32",
-    "none": "--precision bf16 does nothing on this CPU: TensorFlow's oneDNN has no bfloat16 without AVX-512 (or "
-            "AVX-NE-CONVERT), so the graph stays float32 and trains as --precision fp32 does, to the bit",
-}
-
-
-def warn_without_native_bfloat16(precision):
-    """bf16 on a CPU without bfloat16 instructions is slow or, without AVX-512, not bfloat16 at all: say so, once."""
-    if precision != "bf16" or on_gpu():
-        return
-    kind = cpu_bfloat16()
-    if kind != "native":
-        print(f"warning: {BFLOAT16_WARNINGS[kind]}", file=sys.stderr)
 
 
 def read_after(train_op, weights):
@@ -119,9 +43,27 @@ def optimizer(learning_rate, scaled):
     return tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, "dynamic") if scaled else adam
 
 
+def model_from_settings(settings, batch_size=None):
+    """The DCGAN of ``settings`` (the original's variables, the run's widths and switches), at its batch size
+    unless another is given."""
+    return DCGAN(batch_size=batch_size or settings.batch_size, dim_y=DIM_Y, **settings.widths(),
+                 **settings.switches())
+
+
+def build_training(settings):
+    """The training graph of a run of ``settings``, built into the default graph: the graph seed (when the settings
+    have one), the model with the run's widths and switches, both optimizers and the sampler, and the session it
+    runs in (``session_config``). Every command that trains, times or compares training builds it here."""
+    if settings.seed is not None:
+        tf.set_random_seed(settings.seed)
+    return TrainingGraph(model_from_settings(settings), settings.learning_rate, settings.visualize_dim,
+                         settings.precision, settings.threads)
+
+
 class TrainingGraph:
-    def __init__(self, model: DCGAN, learning_rate, visualize_dim, precision):
+    def __init__(self, model: DCGAN, learning_rate, visualize_dim, precision, threads=0):
         self.model = model
+        self.session_config = session_config(threads, precision)
         (self.Z, self.Y, self.image_real,
          self.d_cost, self.g_cost, self.p_real, self.p_gen) = model.build_model()
         # Picked by name prefix, as the original does.
@@ -167,18 +109,18 @@ class TrainingGraph:
         d_cost, _ = model.costs(raw_real, raw_gen)
         return [d_cost, self.p_real, tf.nn.sigmoid(raw_gen)]
 
-    def fetches(self, updated, evaluate=True):
+    def fetches(self, updated, after_update=True):
         """What one iteration runs: the update of net ``updated`` ('D' or 'G') and that net's cost as the
-        update pass computes it, then, with ``evaluate``, the numbers after the update (and, in a D update under
+        update pass computes it, then, with ``after_update``, the numbers after the update (and, in a D update under
         --augment adaptive, the mean sign of D's logits on the real images, last)."""
         if updated == "D":
             sign = [self.model.real_sign] if self.model.real_sign is not None else []
-            return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if evaluate else []) + sign
-        return [self.train_op_gen, self.g_cost] + (self.after_gen_update if evaluate else [])
+            return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if after_update else []) + sign
+        return [self.train_op_gen, self.g_cost] + (self.after_gen_update if after_update else [])
 
-    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True, augment_p=1.0):
+    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, after_update=True, augment_p=1.0):
         """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four PRINTED numbers;
-        with ``evaluate=False`` the post-update numbers are not computed and only the updated net's own
+        with ``after_update=False`` the post-update numbers are not computed and only the updated net's own
         loss (computed by the update pass) is filled in. Under --augment adaptive, each image D sees is moved with
         probability ``augment_p``, and a D update also returns ``real_sign``."""
         updated = "G" if np.mod(iteration, k) != 0 else "D"
@@ -186,7 +128,7 @@ class TrainingGraph:
         shifts = self.model.draw_shifts(augment_p)
         if shifts is not None:
             feed[self.model.shifts] = shifts
-        values = sess.run(self.fetches(updated, evaluate), feed_dict=feed)
+        values = sess.run(self.fetches(updated, after_update), feed_dict=feed)
         extra = {}
         if updated == "D" and self.model.real_sign is not None:
             extra["real_sign"] = values.pop()

@@ -17,6 +17,7 @@ import numpy as np
 
 from .cli import CommandError
 from .model import tf
+from .precision import threads_config
 
 # How the judge is trained. Every value goes into the cache hash, so changing one retrains the judge.
 TRAINING = {
@@ -92,8 +93,7 @@ class Judge:
             tf.set_random_seed(training["seed"])
             self.net = JudgeNet(training)
             self.saver = tf.train.Saver(var_list=self.net.weights)
-            config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-            self.session = tf.Session(config=config)
+            self.session = tf.Session(config=threads_config(threads))
             if restore:
                 try:
                     self.saver.restore(self.session, os.path.join(directory, CHECKPOINT_NAME))

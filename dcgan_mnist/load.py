@@ -186,6 +186,14 @@ def mnist_with_valid_set(data_dir=None, valid_size=10000):
     return Splits(trX[:n_train], trX[n_train:], teX, trY[:n_train], trY[n_train:], teY)
 
 
+def seeded_split(seed, data_dir, valid_size):
+    """numpy's global generator seeded with a run's ``seed``, then the run's ``Splits`` drawn from it: the split is
+    the original's first random draw, so a run's seed draws its split again (None: a fresh split). Every command
+    that trains or scores a run seeds numpy here."""
+    np.random.seed(seed)
+    return mnist_with_valid_set(data_dir, valid_size)
+
+
 def seconds_from_environment(variable, default, meaning):
     """``default``, or the seconds in the environment variable ``variable`` when it is set."""
     text = os.environ.get(variable)

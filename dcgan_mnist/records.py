@@ -9,15 +9,14 @@ import time
 
 import numpy as np
 
-from .cli import dumps
+from .checkpoints import write_failure
+from .cli import dumps, duration
 from .graph import PRINTED
 from .model import tf
-from .run import WriteError, write_atomically, write_failure
+from .run import METRICS_FILE, WriteError, write_atomically
 from .util import grid_image
 
-METRICS_FILE = "metrics.jsonl"
 ADAPTIVE_RECORDS = ("augment_p", "augment_r")
-EVAL_FILE = "eval.jsonl"
 
 
 def print_original(out, iteration):
@@ -30,14 +29,9 @@ def print_original(out, iteration):
     print("Average P(gen)=", out["p_gen"])
 
 
-def _duration(seconds):
-    seconds = int(seconds)
-    return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
-
-
 def print_compact(out, iteration, epoch, rate, remaining):
     """The compact log's line; ``epoch`` counts from 1, as the scores' "after epoch N" do."""
-    eta = _duration(remaining / rate) if rate > 0 else "?"
+    eta = duration(int(remaining / rate), hours=True) if rate > 0 else "?"
     augment = " | augment p %.3f" % out["augment_p"] if "augment_p" in out else ""
     print("epoch %d iter %d (%s) | gen loss %.4f | discrim loss %.4f | P(real) %.4f | P(gen) %.4f%s | %.2f it/s | "
           "ETA %s" % (epoch, iteration, out["updated"], out["gen_loss"], out["discrim_loss"], out["p_real"],

@@ -1,9 +1,10 @@
 """A trained generator rebuilt from a run directory, and the one way samples are drawn from it."""
 import numpy as np
 
-from . import run
-from .graph import session_config
+from . import checkpoints
+from .graph import model_from_settings
 from .model import DIM_Y, tf
+from .precision import session_config
 from .util import OneHot
 
 
@@ -17,13 +18,13 @@ class TrainedGenerator:
     """
 
     def __init__(self, path, threads=0, flag="--checkpoint", latest=False):
-        self.run = run.Run(path, flag)
+        self.run = checkpoints.Run(path, flag)
         self.settings = self.run.settings
         self.checkpoint = self.run.checkpoint
         self.dim_z = self.settings.dim_z
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.model = run.model_from_settings(self.settings)
+            self.model = model_from_settings(self.settings)
             average = None if latest else self.model.gen_average()
             self.weights = f"the average of G's weights (decay {self.model.g_average})" if average else \
                 "G's latest weights"

@@ -30,9 +30,9 @@ from .cli import (
     Kind,
     choice,
 )
-from .graph import PRECISIONS
 from .load import DATASETS
 from .model import D_OUTPUTS, LOSSES
+from .precision import PRECISIONS
 
 # Batchnorm normalises over the batch: over one image it gives zeros whatever the input (z would be ignored).
 BATCH = Kind("an integer of 2 or more (batchnorm normalises over the batch)", int, lambda v: v >= 2)

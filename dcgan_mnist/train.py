@@ -14,14 +14,15 @@ import time
 
 import numpy as np
 
-from . import cli, run
+from . import checkpoints, cli, run
 from .augment import AdaptiveStrength
-from .batches import batches_per_epoch, prepare_batch
+from .batches import Position, batches_per_epoch, prepare_batch
 from .cli import CommandError
-from .graph import LOSS_SCALE_VARIABLE, TrainingGraph, session_config, warn_without_native_bfloat16
-from .load import DataError, mnist_with_valid_set, resolve_data_dir
+from .graph import LOSS_SCALE_VARIABLE, build_training
+from .load import DataError, resolve_data_dir, seeded_split
 from .model import DIM_Y, tf
-from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
+from .precision import warn_without_native_bfloat16
+from .records import Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
 from .run import WriteError
 from .settings import fresh_seed, merge_resumed, parse_train_flags
 from .util import OneHot, ensure_dir, save_visualization
@@ -48,7 +49,7 @@ def train_command(argv):
 def resume_settings(path, given):
     """--resume ``path``: the run's own settings, with the settings ``given`` now (a dict) in place of its own
     (those that define the run must agree), and the checkpoint to continue from."""
-    run_dir, checkpoint = run.find_checkpoint(path, "--resume")
+    run_dir, checkpoint = checkpoints.find_checkpoint(path, "--resume")
     saved = run.load_settings(run_dir, "--resume")
     if saved.seed is None:
         raise CommandError(f"--resume {path!r}: the run was started without a seed by an older version, so "
@@ -114,7 +115,7 @@ def train_in_graph(s, checkpoint, fork, signals):
     try:
         writer = run.Writer(s.run_dir)
         if checkpoint is None:
-            run.claim_for_fresh_run(s.run_dir, resume_command(s.run_dir))
+            checkpoints.claim_for_fresh_run(s.run_dir, resume_command(s.run_dir))
         else:
             continue_one_history(s.run_dir, checkpoint, fork)
         t = Training(s, resuming=checkpoint is not None)
@@ -145,10 +146,8 @@ def loop(t, signals):
         signals.immediate = False
         t.open_records()
         t.rate.tick()  # the clock starts here, so the first line already has a rate
-        while t.epoch < s.n_epochs and t.iteration < t.last_iteration:
-            if t.batch == 0:
-                t.shuffle()
-            while t.batch < t.n_batches and t.iteration < t.last_iteration:
+        for step in t.position.walk(s.n_epochs, t.last_iteration):
+            if step == "batch":
                 out = t.iterate()
                 if not finite(out):
                     return t.stop_not_finite(out)
@@ -158,13 +157,10 @@ def loop(t, signals):
                     return t.stopped_by(signals.signal)
                 if t.iteration % s.checkpoint_every == 0:
                     t.checkpoint()
-            if t.batch == t.n_batches:
-                t.epoch += 1
-                t.batch = 0
-                if s.eval_every_epoch:
-                    status = t.evaluate(signals)
-                    if status is not None:
-                        return status
+            elif s.eval_every_epoch:
+                status = t.evaluate(signals)
+                if status is not None:
+                    return status
         t.checkpoint()
         if s.eval_every_epoch and t.evaluated_at != t.iteration:
             status = t.evaluate(signals)  # a run that ends mid-epoch is scored too
@@ -178,13 +174,14 @@ def loop(t, signals):
 def continue_one_history(run_dir, checkpoint, fork):
     """A resume from a checkpoint older than the run's newest drops the newer ones' future: refused without
     --fork, so that nothing is lost by mistake; with it they are moved into RUN_DIR/abandoned/."""
-    newer = [p for p in run.complete_checkpoints(run_dir) if run.iteration_of(p) > run.iteration_of(checkpoint)]
+    after = checkpoints.iteration_of(checkpoint)
+    newer = [p for p in checkpoints.complete_checkpoints(run_dir) if checkpoints.iteration_of(p) > after]
     if newer and not fork:
         raise CommandError(f"{checkpoint} is older than the run's newest checkpoint {newer[-1]}; continuing from it "
                            f"abandons what came after. Add --fork to do so (the newer checkpoints are moved into "
                            f"{os.path.join(run_dir, run.ABANDONED_SUBDIR)}), or resume the run directory itself")
     if newer:
-        run.abandon_newer_checkpoints(run_dir, checkpoint)
+        checkpoints.abandon_newer_checkpoints(run_dir, checkpoint)
 
 
 def remove_quietly_made(path):
@@ -212,13 +209,12 @@ class Training:
             s = s.replace(seed=fresh_seed())
             print(f"seed {s.seed} (drawn for this run; --seed {s.seed} repeats it)", file=sys.stderr)
         self.s = s
-        np.random.seed(s.seed)
         try:
             # A resumed run never downloads: its data is the files it recorded.
             directory = resolve_data_dir(s.dataset, s.data_dir, download=s.download and not resuming)
             if resuming:
                 run.check_data(s.run_dir, directory, "--resume", record=True)
-            self.data = mnist_with_valid_set(directory, s.valid_size)
+            self.data = seeded_split(s.seed, directory, s.valid_size)
         except DataError as e:
             raise CommandError(str(e)) from None
         # Recorded as absolute paths, so the run finds its data and grids from any folder, also after a move.
@@ -233,20 +229,24 @@ class Training:
         epochs_end = s.n_epochs * self.n_batches
         self.last_iteration = epochs_end if s.max_iterations is None else min(s.max_iterations, epochs_end)
 
-        tf.set_random_seed(s.seed)
-        self.graph = TrainingGraph(run.model_from_settings(s), learning_rate=s.learning_rate,
-                                   visualize_dim=s.visualize_dim, precision=s.precision)
+        self.training = build_training(s)
         self.strength = AdaptiveStrength(s.augment_target, s.augment_speed, s.batch_size) \
             if s.augment == "adaptive" else None
-        self.state = run.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y, adaptive=self.strength is not None)
-        self.saver = run.new_saver(s.run_dir, s.keep_checkpoints)
+        self.state = checkpoints.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y,
+                                            adaptive=self.strength is not None)
+        self.saver = checkpoints.new_saver(s.run_dir, s.keep_checkpoints)
         warn_without_native_bfloat16(s.precision)
-        self.sess = tf.Session(config=session_config(s.threads, s.precision))
+        self.sess = tf.Session(config=self.training.session_config)
         self.grid_side = round(s.visualize_dim ** 0.5)
         self.metrics = self.events = self.eval_log = None
         self.saved_at = self.evaluated_at = self.scorer = None
         self.checkpoint_failed = False
         self.rate = Rate()
+
+    # The loop's position (batches.Position), read where the loop's lines and records name it.
+    iteration = property(lambda self: self.position.iteration)
+    epoch = property(lambda self: self.position.epoch)
+    batch = property(lambda self: self.position.batch)
 
     # ---- start or resume ----
 
@@ -255,20 +255,20 @@ class Training:
         s = self.s
         self.sample_z = np.random.uniform(-1, 1, size=(s.visualize_dim, s.dim_z))
         self.sample_y = OneHot(np.random.randint(10, size=[s.visualize_dim]), DIM_Y)
-        self.iteration, self.epoch, self.batch, self.order = 0, 0, 0, np.arange(len(self.trY))
+        self.position = Position(len(self.trY), s.batch_size)
 
     def resume(self, checkpoint):
-        stopped = run.Run(checkpoint, "--resume")
+        stopped = checkpoints.Run(checkpoint, "--resume")
         names = stopped.variable_names()
-        if names is not None and (LOSS_SCALE_VARIABLE in names) != self.graph.scales_losses:
+        if names is not None and (LOSS_SCALE_VARIABLE in names) != self.training.scales_losses:
             trained, here = ("a GPU", "a CPU") if LOSS_SCALE_VARIABLE in names else ("a CPU", "a GPU")
             raise CommandError(f"checkpoint {stopped.checkpoint} was trained with --precision bf16 on {trained}, "
                                f"whose updates differ from those on {here} (float16 on a GPU scales its losses): "
                                f"resume it on {trained}; generate and evaluate read it on either")
         stopped.restore(self.saver, self.sess)
         restored = self.state.fetch(self.sess)
-        self.iteration, self.epoch = int(restored["iteration"]), int(restored["epoch"])
-        self.batch, self.order = int(restored["batch_in_epoch"]), restored["order"]
+        self.position = Position(len(self.trY), self.s.batch_size, int(restored["iteration"]), int(restored["epoch"]),
+                                 int(restored["batch_in_epoch"]), restored["order"])
         self.sample_z, self.sample_y = restored["sample_z"], restored["sample_y"]
         if self.strength is not None:
             self.strength = AdaptiveStrength(self.s.augment_target, self.s.augment_speed, self.s.batch_size,
@@ -287,27 +287,20 @@ class Training:
         # An epoch's scores are written after the checkpoint of its last iteration: a run stopped between the
         # two scores that epoch again when it resumes, so the line of that epoch goes.
         scored_at = resume_at - 1 if resumed and self.batch == self.n_batches else resume_at
-        self.eval_log = JsonLines(os.path.join(self.s.run_dir, EVAL_FILE), scored_at) if self.s.eval_every_epoch \
+        self.eval_log = JsonLines(os.path.join(self.s.run_dir, run.EVAL_FILE), scored_at) if self.s.eval_every_epoch \
             else None
         self.events = Events(self.s.run_dir, self.sess.graph, resume_at)
 
     # ---- one iteration ----
 
-    def shuffle(self):
-        # The original reorders its arrays every epoch, so each epoch's order composes with the last.
-        index = np.arange(len(self.trY))
-        np.random.shuffle(index)
-        self.order = self.order[index]
-
     def iterate(self):
         s = self.s
-        rows = self.order[self.batch * s.batch_size:(self.batch + 1) * s.batch_size]
-        Xs, Ys, Zs = prepare_batch(self.trX, self.trY, rows, s.dim_z)
+        Xs, Ys, Zs = prepare_batch(self.trX, self.trY, self.position.rows(), s.dim_z)
         started = time.perf_counter()
         self.logged = (s.log == "original" or self.iteration % s.log_every == 0
                        or self.iteration == self.last_iteration - 1)
         strength = self.strength
-        out = self.graph.iterate(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, evaluate=self.logged,
+        out = self.training.iterate(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, after_update=self.logged,
                                  augment_p=strength.p if strength else 1.0)
         if strength is not None:
             out["augment_p"] = strength.p
@@ -327,8 +320,7 @@ class Training:
             if np.mod(self.iteration, self.s.step) == 0:
                 self.write_grid()
         finally:
-            self.iteration += 1
-            self.batch += 1
+            self.position.advance()
 
     def log(self, out):
         if self.s.log == "original":
@@ -344,7 +336,7 @@ class Training:
                                                  "augment/r": self.strength.last_r if self.strength else None})
 
     def write_grid(self):
-        samples = self.graph.sample(self.sess, self.sample_z, self.sample_y)
+        samples = self.training.sample(self.sess, self.sample_z, self.sample_y)
         # The original's shift for tanh outputs; min-max scaling on save undoes it.
         samples = (samples + 1.) / 2.
         path = os.path.join(self.s.vis_dir, 'sample_%04d.jpg' % int(self.iteration / self.s.step))
@@ -363,13 +355,13 @@ class Training:
             if self.scorer is None:
                 from .evaluation import TrainingScorer
                 self.scorer = TrainingScorer(self.s, self.data)
-            self.scorer(self.sess, self.graph, self.epoch, self.iteration, self.eval_log, self.events)
+            self.scorer(self.sess, self.training, self.epoch, self.iteration, self.eval_log, self.events)
         except Stopped as e:
             self.checkpoint()
             return self.stopped_by(e.signum)
         except CommandError as e:
             self.checkpoint()
-            print(f"error: scoring after epoch {self.epoch} failed: {e}\ntraining is kept: {self.newest_checkpoint()}; "
+            print(f"error: scoring after epoch {self.epoch} failed: {e}\ntraining is kept: {self.what_is_kept()}; "
                   f"once fixed, continue with: {resume_command(self.s.run_dir)}", file=sys.stderr)
             return e.status
         finally:
@@ -383,16 +375,16 @@ class Training:
         position = (self.iteration, self.epoch, self.batch)
         if self.saved_at == position:
             return
-        self.state.store(self.sess, self.iteration, self.epoch, self.batch, self.order, self.sample_z,
+        self.state.store(self.sess, self.iteration, self.epoch, self.batch, self.position.order, self.sample_z,
                          self.sample_y, self.strength.state() if self.strength else None)
         self.checkpoint_failed = True
-        run.save_checkpoint(self.saver, self.sess, self.s.run_dir, self.iteration)
+        checkpoints.save_checkpoint(self.saver, self.sess, self.s.run_dir, self.iteration)
         self.checkpoint_failed = False
         self.saved_at = position
         self.events.flush()
 
-    def newest_checkpoint(self):
-        complete = run.complete_checkpoints(self.s.run_dir)
+    def what_is_kept(self):
+        complete = checkpoints.complete_checkpoints(self.s.run_dir)
         return f"the newest good checkpoint is {complete[-1]}" if complete else "there is no checkpoint yet"
 
     def stop_after_write_failure(self, error):
@@ -404,7 +396,7 @@ class Training:
                 self.checkpoint()
             except WriteError as also:
                 lines.append(f"error: {also}")
-        lines += [f"{self.newest_checkpoint()}; free some space or fix the folder, then continue with: "
+        lines += [f"{self.what_is_kept()}; free some space or fix the folder, then continue with: "
                   f"{resume_command(self.s.run_dir)}"]
         print("\n".join(lines), file=sys.stderr)
         return run.EXIT_WRITE_FAILED
@@ -415,7 +407,7 @@ class Training:
         except WriteError:
             pass  # the message below says all there is to say
         print(f"error: a loss or probability is not finite at iteration {self.iteration} ({out}); stopping without "
-              f"a checkpoint: {self.newest_checkpoint()}", file=sys.stderr)
+              f"a checkpoint: {self.what_is_kept()}", file=sys.stderr)
         return EXIT_NOT_FINITE
 
     def stopped_by(self, signum):
@@ -424,7 +416,7 @@ class Training:
         return 128 + signum
 
     def finished(self):
-        latest = run.complete_checkpoints(self.s.run_dir)[-1]
+        latest = checkpoints.complete_checkpoints(self.s.run_dir)[-1]
         where = os.path.abspath(self.s.run_dir)
         draw = cli.shell_command(*cli.program("generate"), "--checkpoint", where, "--out", "digits.png")
         score = cli.shell_command(*cli.program("evaluate"), "--checkpoint", where)

@@ -6,22 +6,18 @@ checkpoint loads by name (``load_tf1_checkpoint``); the optimizer is TF1's AdamO
 (``Adam``), because Keras's Adam is another update. ``python -m dcgan_mnist migrate-check`` proves the two
 equal, rung by rung (docs/migration.md).
 
-This module imports TensorFlow itself and nothing of the package that does: importing ``dcgan_mnist.model``'s
-``tf`` switches the whole process to TF1 behaviour, so the TF1 model and this twin never share a process.
+This module imports TensorFlow itself, and of the package only what never touches ``dcgan_mnist.model``'s ``tf``
+(the first use of which switches the whole process to TF1 behaviour): the loop's numpy core (batches.py) and the
+names of the switches. The TF1 model and this twin never share a process.
 """
 import numpy as np
 import tensorflow as tf
 
-from .util import OneHot
+from .batches import RNG_STATE, Position, prepare_batch, set_rng_state
+from .model import D_OUTPUTS, DIM_Y, LOSSES
 
-LOSSES = ("clipped", "stable")
-D_OUTPUTS = ("original", "lrelu", "linear")
-DIM_Y = 10
-IMAGE_SHAPE = [28, 28, 1]
 # TF1's tf.train.AdamOptimizer's defaults, with train.py's beta1. Keras's Adam has epsilon 1e-7.
 BETA1, BETA2, EPSILON = 0.5, 0.999, 1e-8
-# batches.PIXEL_TO_FLOAT, made here the same way because batches.py imports model.py.
-PIXEL_TO_FLOAT = (np.arange(256) / 255.).astype(np.float32)
 
 
 def without_grappler():
@@ -242,38 +238,19 @@ def restore_loop_state(reader):
     """train.py's loop position from a checkpoint's train_state/ variables (``reader`` of it), numpy's global
     random state put back where the run left it; the position is what ``train`` takes to continue."""
     state = {name: reader.get_tensor(f"train_state/{name}") for name in (
-        "iteration", "epoch", "batch_in_epoch", "order", "rng_key", "rng_pos", "rng_has_gauss", "rng_cached_gaussian")}
-    np.random.set_state(("MT19937", state["rng_key"].astype(np.uint32), int(state["rng_pos"]),
-                         int(state["rng_has_gauss"]), float(state["rng_cached_gaussian"])))
+        "iteration", "epoch", "batch_in_epoch", "order") + RNG_STATE}
+    set_rng_state(state)
     return {"iteration": int(state["iteration"]), "epoch": int(state["epoch"]),
             "batch": int(state["batch_in_epoch"]), "order": state["order"]}
 
 
-def prepare_batch(trX, trY, rows, dim_z):
-    """train.py's inputs for training rows ``rows``: images in [0, 1], one-hot labels, and a fresh uniform z
-    from numpy's global generator (the loop's one random draw per batch)."""
-    Xs = PIXEL_TO_FLOAT[trX[rows]].reshape([-1] + IMAGE_SHAPE)
-    Ys = OneHot(trY[rows], DIM_Y)
-    Zs = np.random.uniform(-1, 1, size=[len(rows), dim_z]).astype(np.float32)
-    return Xs, Ys, Zs
-
-
 def train(trainer, trX, trY, batch_size, n_epochs, iteration=0, epoch=0, batch=0, order=None, last_iteration=None):
-    """train.py's loop: a fresh order every epoch, composed with the last; the partial last batch dropped.
-    Yields (iteration, inputs, the iteration's numbers). A resumed run passes its position and order."""
-    n_batches = len(range(batch_size, len(trY), batch_size))
-    order = np.arange(len(trY)) if order is None else order
-    last_iteration = n_epochs * n_batches if last_iteration is None else last_iteration
-    while epoch < n_epochs and iteration < last_iteration:
-        if batch == 0:
-            index = np.arange(len(trY))
-            np.random.shuffle(index)
-            order = order[index]
-        while batch < n_batches and iteration < last_iteration:
-            inputs = prepare_batch(trX, trY, order[batch * batch_size:(batch + 1) * batch_size], trainer.model.dim_z)
-            yield iteration, inputs, trainer.iterate(iteration, *inputs)
-            iteration += 1
-            batch += 1
-        if batch == n_batches:
-            epoch += 1
-            batch = 0
+    """train.py's loop (batches.Position): a fresh order every epoch, composed with the last; the partial last batch
+    dropped. Yields (iteration, inputs, the iteration's numbers). A resumed run passes its position and order."""
+    position = Position(len(trY), batch_size, iteration, epoch, batch, order)
+    last_iteration = n_epochs * position.n_batches if last_iteration is None else last_iteration
+    for step in position.walk(n_epochs, last_iteration):
+        if step == "batch":
+            inputs = prepare_batch(trX, trY, position.rows(), trainer.model.dim_z)
+            yield position.iteration, inputs, trainer.iterate(position.iteration, *inputs)
+            position.advance()

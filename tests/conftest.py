@@ -85,13 +85,13 @@ def run_dir_metrics(run_dir):
     return lines
 
 
-def write_twin(root, edits=()):
-    """A fake checkout of the original at ``root`` whose mnist/model.py is tests/original_twin.py with each
+def write_stand_in(root, edits=()):
+    """A fake checkout of the original at ``root`` whose mnist/model.py is tests/original_stand_in.py with each
     (old, new) edit applied once."""
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_twin.py")) as f:
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_stand_in.py")) as f:
         source = f.read()
     for old, new in edits:
-        assert source.count(old) == 1, f"the twin must contain {old!r} exactly once"
+        assert source.count(old) == 1, f"the stand-in must contain {old!r} exactly once"
         source = source.replace(old, new)
     os.makedirs(os.path.join(root, "mnist"))
     with open(os.path.join(root, "mnist", "model.py"), "w") as f:

@@ -5,8 +5,9 @@ import re
 import pytest
 from conftest import SMALL_MODEL, SMALL_WIDTHS
 
-from dcgan_mnist.graph import TrainingGraph, cpu_bfloat16
+from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import DCGAN, tf
+from dcgan_mnist.precision import cpu_bfloat16
 from dcgan_mnist.tools import bench
 
 B = 16
@@ -33,7 +34,7 @@ def test_fused_discriminator_step_runs_the_generator_once():
         generator = [t for c, s, t in model.layers if c == "generate" and s == "h4_deconv"]
         update = bench.count_flops([g.train_op_discrim, g.d_cost])
         evaluation = bench.count_flops([g.g_cost, g.p_real, g.p_gen])  # the original's second run
-        fused = bench.count_flops(g.fetches("D", evaluate=True))
+        fused = bench.count_flops(g.fetches("D", after_update=True))
         assert fused == update + evaluation - bench.count_flops(generator)
 
 

@@ -1,11 +1,11 @@
-"""The compare tool against tests/original_twin.py, a TF 1.x-style stand-in for the original model.py.
+"""The compare tool against tests/original_stand_in.py, a TF 1.x-style stand-in for the original model.py.
 
-The exact twin must match; each one-change variant must fail and name the quantity that changed.
+The exact stand-in must match; each one-change variant must fail and name the quantity that changed.
 """
 import json
 
 import pytest
-from conftest import SMALL_MODEL, write_twin
+from conftest import SMALL_MODEL, write_stand_in
 
 from dcgan_mnist.cli import CommandError
 from dcgan_mnist.graph import TrainingGraph
@@ -20,14 +20,14 @@ def run_json(capsys, path, *extra):
 
 
 def test_no_lockstep_iterations_is_reported_as_not_run(tmp_path, capsys):
-    path = write_twin(tmp_path)
+    path = write_stand_in(tmp_path)
     assert compare.main(["--original", path, *SMALL, "--iterations", "0"]) == 0
     out = capsys.readouterr().out
     assert "lockstep not run" in out and "lockstep 0/" not in out and "lockstep 13/13" not in out
 
 
-def test_exact_twin_matches_everywhere(tmp_path, capsys):
-    code, report = run_json(capsys, write_twin(tmp_path))
+def test_exact_stand_in_matches_everywhere(tmp_path, capsys):
+    code, report = run_json(capsys, write_stand_in(tmp_path))
     assert code == 0
     assert report["match"] is True and report["first_divergence"] is None
     # 16 layers of generate, 17 of each discriminate call, 16 + the sigmoid of samples_generator
@@ -47,7 +47,7 @@ def test_exact_twin_matches_everywhere(tmp_path, capsys):
 
 
 def test_mnist_folder_path_and_text_report(tmp_path, capsys):
-    write_twin(tmp_path)
+    write_stand_in(tmp_path)
     code = compare.main(["--original", str(tmp_path / "mnist"), *SMALL])
     out = capsys.readouterr().out
     assert code == 0
@@ -64,15 +64,15 @@ def test_mnist_folder_path_and_text_report(tmp_path, capsys):
     ([("values=[h1, Y]", "values=[Y, h1]")], "layers", "generate/h1_concat_y"),
     ([("[dim_W1 + dim_y, 1]", "[dim_W1 + dim_y, 2]")], "variables", "discrim_W4"),
 ], ids=["leak", "missing-clip", "swapped-concat", "wrong-shape"])
-def test_one_change_twins_fail_naming_the_quantity(tmp_path, capsys, edits, section, name):
-    code, report = run_json(capsys, write_twin(tmp_path, edits))
+def test_one_change_stand_ins_fail_naming_the_quantity(tmp_path, capsys, edits, section, name):
+    code, report = run_json(capsys, write_stand_in(tmp_path, edits))
     assert code == 1
     assert report["match"] is False
     assert (report["first_divergence"]["section"], report["first_divergence"]["name"]) == (section, name)
 
 
 def test_wrong_shape_is_marked_in_the_tables_and_stops_the_numbers(tmp_path, capsys):
-    write_twin(tmp_path, [("[dim_W1 + dim_y, 1]", "[dim_W1 + dim_y, 2]")])
+    write_stand_in(tmp_path, [("[dim_W1 + dim_y, 1]", "[dim_W1 + dim_y, 2]")])
     code = compare.main(["--original", str(tmp_path), *SMALL])
     out = capsys.readouterr().out
     assert code == 1
@@ -89,7 +89,7 @@ def test_wrong_shape_is_marked_in_the_tables_and_stops_the_numbers(tmp_path, cap
 
 
 def test_stable_loss_differs_in_costs_and_gradients_only(tmp_path, capsys):
-    code, report = run_json(capsys, write_twin(tmp_path), "--loss", "stable")
+    code, report = run_json(capsys, write_stand_in(tmp_path), "--loss", "stable")
     assert code == 1
     assert report["first_divergence"]["name"] == "d_cost"
     rows = {(r["section"], r["name"]): r for r in report["rows"]}
@@ -103,22 +103,22 @@ def test_stable_loss_differs_in_costs_and_gradients_only(tmp_path, capsys):
 
 def test_stable_loss_equals_the_original_without_its_clip(tmp_path, capsys):
     unclipped = [("logits = tf.clip_by_value(logits, 1e-7, 1. - 1e-7)", "pass")]
-    code, report = run_json(capsys, write_twin(tmp_path, unclipped), "--loss", "stable")
+    code, report = run_json(capsys, write_stand_in(tmp_path, unclipped), "--loss", "stable")
     assert code == 0, report["first_divergence"]
 
 
 def test_lockstep_catches_a_step_that_reports_pre_update_numbers(tmp_path, capsys, monkeypatch):
     real_step = TrainingGraph.iterate
 
-    def fetch_all_in_the_update_run(self, sess, iteration, Xs, Ys, Zs, k=2, evaluate=True):
+    def fetch_all_in_the_update_run(self, sess, iteration, Xs, Ys, Zs, k=2, after_update=True):
         before = sess.run([self.g_cost, self.d_cost, self.p_real, self.p_gen],
                           feed_dict={self.Z: Zs, self.Y: Ys, self.image_real: Xs})
-        out = real_step(self, sess, iteration, Xs, Ys, Zs, k, evaluate=False)
+        out = real_step(self, sess, iteration, Xs, Ys, Zs, k, after_update=False)
         return {**out, "gen_loss": before[0], "discrim_loss": before[1],
                 "p_real": before[2].mean(), "p_gen": before[3].mean()}
 
     monkeypatch.setattr(TrainingGraph, "iterate", fetch_all_in_the_update_run)
-    code, report = run_json(capsys, write_twin(tmp_path))
+    code, report = run_json(capsys, write_stand_in(tmp_path))
     assert code == 1
     assert report["first_divergence"]["section"] == "lockstep"
     assert report["first_divergence"]["iteration"] == 0
@@ -130,7 +130,7 @@ def test_lockstep_catches_a_step_that_updates_g_first(tmp_path, capsys, monkeypa
     real_step = TrainingGraph.iterate
     monkeypatch.setattr(TrainingGraph, "iterate", lambda self, sess, iteration, *args, **kwargs:
                         real_step(self, sess, iteration + 1, *args, **kwargs))
-    code = compare.main(["--original", write_twin(tmp_path), *SMALL])
+    code = compare.main(["--original", write_stand_in(tmp_path), *SMALL])
     assert code == 1
     assert "first divergence: lockstep updated net (from iteration 0): DGDG in the original, GDGD here" in \
         capsys.readouterr().out
@@ -171,13 +171,13 @@ def test_different_signature_names_the_missing_arguments(tmp_path, capsys):
 
 
 def test_one_argument_generate_is_refused(tmp_path):
-    write_twin(tmp_path, [("def generate(self, Z, Y):", "def generate(self, Z):")])
+    write_stand_in(tmp_path, [("def generate(self, Z, Y):", "def generate(self, Z):")])
     with pytest.raises(CommandError, match=r"DCGAN.generate takes \(Z\), the original's takes \(Z, Y\)"):
         compare.load_original(str(tmp_path))
 
 
 def test_model_py_not_using_tensorflow_as_tf_is_refused(tmp_path):
-    write_twin(tmp_path, [("import tensorflow as tf\n", "import tensorflow as tf\nimport numpy as tf\n")])
+    write_stand_in(tmp_path, [("import tensorflow as tf\n", "import tensorflow as tf\nimport numpy as tf\n")])
     with pytest.raises(CommandError, match="does not `import tensorflow as tf` as the original does"):
         compare.load_original(str(tmp_path))
 
@@ -193,7 +193,7 @@ def test_tensorflow_module_is_restored_after_loading(tmp_path):
     import sys
 
     import tensorflow
-    write_twin(tmp_path)
+    write_stand_in(tmp_path)
     _, module = compare.load_original(str(tmp_path))
     assert sys.modules["tensorflow"] is tensorflow
     assert module.tf is compare.tf  # the original's `tf` is tf.compat.v1

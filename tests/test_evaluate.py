@@ -16,7 +16,8 @@ from dcgan_mnist.cli import CommandError, dumps
 from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.load import Splits, load_dataset
 from dcgan_mnist.model import DCGAN, tf
-from dcgan_mnist.records import EVAL_FILE, Events, JsonLines
+from dcgan_mnist.records import Events, JsonLines
+from dcgan_mnist.run import EVAL_FILE
 from dcgan_mnist.tools import evaluate
 from dcgan_mnist.train import main as train_main
 

@@ -6,8 +6,9 @@ import numpy as np
 from conftest import SMALL_WIDTHS, TINY_WIDTHS
 
 from dcgan_mnist.batches import PIXEL_TO_FLOAT
-from dcgan_mnist.graph import PRINTED, TrainingGraph, session_config
+from dcgan_mnist.graph import PRINTED, TrainingGraph
 from dcgan_mnist.model import DCGAN, tf
+from dcgan_mnist.precision import session_config
 from dcgan_mnist.util import OneHot
 
 B = 16
@@ -47,7 +48,7 @@ def original_step(g, sess, iteration, Xs, Ys, Zs, evaluate=True, k=2):
 
 
 def fused_step(g, sess, iteration, Xs, Ys, Zs, evaluate=True):
-    return g.iterate(sess, iteration, Xs, Ys, Zs, evaluate=evaluate)
+    return g.iterate(sess, iteration, Xs, Ys, Zs, after_update=evaluate)
 
 
 def training_batches(n, seed=1):
@@ -198,7 +199,7 @@ def test_stable_loss_differs_from_clipped_only_in_the_cost():
 def test_float16_on_a_gpu_scales_the_losses_without_changing_the_updates(monkeypatch):
     """bf16 on a GPU is float16, so both updates scale their losses (dynamically); on this CPU, in float32, the
     scale is a power of two and the updates are the unscaled ones. fp32, and bf16 on a CPU, scale nothing."""
-    from dcgan_mnist import graph
+    from dcgan_mnist import precision as graph
 
     def trained(precision, gpu):
         monkeypatch.setattr(graph, "on_gpu", lambda: gpu)
@@ -223,7 +224,7 @@ def test_float16_on_a_gpu_scales_the_losses_without_changing_the_updates(monkeyp
 
 def test_the_cpu_s_bfloat16_kind_says_whether_the_rewrite_runs():
     """cpu_bfloat16() is "none" exactly where Grappler's oneDNN rewrite leaves a bf16 session's graph in float32."""
-    from dcgan_mnist.graph import cpu_bfloat16
+    from dcgan_mnist.precision import cpu_bfloat16
 
     with tf.Graph().as_default():
         x = tf.placeholder(tf.float32, [64, 128])
@@ -238,7 +239,7 @@ def test_the_cpu_s_bfloat16_kind_says_whether_the_rewrite_runs():
 
 
 def test_bf16_warns_once_by_what_the_cpu_does_with_it(monkeypatch, capsys):
-    from dcgan_mnist import graph
+    from dcgan_mnist import precision as graph
 
     monkeypatch.setattr(graph, "on_gpu", lambda: False)
     said = {}
@@ -260,7 +261,7 @@ def test_bf16_warns_once_by_what_the_cpu_does_with_it(monkeypatch, capsys):
 def test_bf16_where_the_rewrite_does_nothing_is_the_fp32_session(monkeypatch):
     """Grappler's passes without the bfloat16 rewrite gain nothing and, with two threads, do not repeat their
     numbers: on such a CPU a bf16 run gets the original's session."""
-    from dcgan_mnist import graph
+    from dcgan_mnist import precision as graph
 
     monkeypatch.setattr(graph, "on_gpu", lambda: False)
     monkeypatch.setattr(graph, "cpu_bfloat16", lambda: "none")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import FILES, ROOT, TINY, run_dir_metrics, tiny_args, write_mnist
 
+from dcgan_mnist import checkpoints, run
 from dcgan_mnist import judge as judge_module
-from dcgan_mnist import run
 from dcgan_mnist.sampler import TrainedGenerator
 from dcgan_mnist.train import main
 
@@ -51,7 +51,7 @@ def test_a_fresh_run_into_a_used_directory_is_refused_and_changes_nothing(mnist_
     err = capsys.readouterr().err
     assert "already holds a run (checkpoint at iteration 3)" in err and "--resume" in err
     assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
-    assert [os.path.basename(p) for p in run.complete_checkpoints(str(tmp_path / "run"))] == ["ckpt-3"]
+    assert [os.path.basename(p) for p in checkpoints.complete_checkpoints(str(tmp_path / "run"))] == ["ckpt-3"]
 
 
 def test_two_runs_started_in_the_same_second_get_their_own_directories(mnist_dir, tmp_path, monkeypatch, capsys):
@@ -72,7 +72,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(mnist_dir, tmp_path):
     first = start_training(*tiny_args(mnist_dir, tmp_path, "run", "--seed", "1", *FOREVER,
                                       "--log", "compact", "--checkpoint-every", "20"))
     try:
-        wait_for(lambda: run.complete_checkpoints(run_dir))
+        wait_for(lambda: checkpoints.complete_checkpoints(run_dir))
         for flags in (["--resume", run_dir], tiny_args(mnist_dir, tmp_path, "run", "--seed", "1")):
             second = subprocess.run([sys.executable, TRAIN_PY, *flags], capture_output=True, text=True)
             assert second.returncode == 1
@@ -158,7 +158,7 @@ def test_resuming_an_older_checkpoint_needs_fork_and_then_keeps_one_history(mnis
     assert main(["--resume", older]) == 1
     assert "is older than the run's newest checkpoint" in capsys.readouterr().err and os.path.exists(older + ".index")
     assert main(["--resume", older, "--fork", "--max-iterations", "6"]) == 0
-    names = sorted(os.path.basename(p) for p in run.complete_checkpoints(str(tmp_path / "run")))
+    names = sorted(os.path.basename(p) for p in checkpoints.complete_checkpoints(str(tmp_path / "run")))
     assert names == ["ckpt-2", "ckpt-4", "ckpt-6"]
     assert sorted(os.listdir(tmp_path / "run" / "abandoned"))[0].startswith("ckpt-6")  # the old branch's 6 and 8
     assert run_dir_metrics(tmp_path / "run") == straight[:6]
@@ -172,7 +172,7 @@ def test_keep_checkpoints_holds_after_an_interruption_and_partial_writes_are_rem
     (checkpoints / "ckpt-9.data-00000-of-00001.tempstate123").write_bytes(b"x" * 100)
     (checkpoints / "ckpt-9.index.tempstate456").mkdir()
     assert main(["--resume", str(tmp_path / "run"), "--max-iterations", "10", "--keep-checkpoints", "2"]) == 0
-    assert sorted(os.path.basename(p) for p in run.complete_checkpoints(str(tmp_path / "run"))) == ["ckpt-10",
+    assert sorted(os.path.basename(p) for p in checkpoints.complete_checkpoints(str(tmp_path / "run"))) == ["ckpt-10",
                                                                                                    "ckpt-8"]
     assert not [name for name in os.listdir(checkpoints) if "tempstate" in name]
 
@@ -202,7 +202,7 @@ def test_a_failed_scoring_keeps_the_training(mnist_dir, tmp_path, monkeypatch, c
     assert main(flags) == 1
     err = capsys.readouterr().err
     assert "scoring after epoch 1 failed: judge cache X is damaged" in err and "continue with" in err
-    assert run.iteration_of(run.complete_checkpoints(str(tmp_path / "run"))[-1]) == 15
+    assert checkpoints.iteration_of(checkpoints.complete_checkpoints(str(tmp_path / "run"))[-1]) == 15
 
 
 def test_readers_of_a_training_run_read_a_whole_checkpoint(mnist_dir, tmp_path):
@@ -210,7 +210,7 @@ def test_readers_of_a_training_run_read_a_whole_checkpoint(mnist_dir, tmp_path):
     trainer = start_training(*tiny_args(mnist_dir, tmp_path, "run", "--seed", "1", *FOREVER,
                                         "--log", "compact", "--checkpoint-every", "3", "--keep-checkpoints", "1"))
     try:
-        wait_for(lambda: run.complete_checkpoints(run_dir))
+        wait_for(lambda: checkpoints.complete_checkpoints(run_dir))
         seen = set()
         for _ in range(8):
             generator = TrainedGenerator(run_dir)
@@ -279,4 +279,4 @@ def test_sigterm_during_start_up_stops_at_once_and_leaves_nothing_half_made(tmp_
         assert not os.path.exists(tmp_path / "run") and not os.path.exists(tmp_path / "vis")
     else:  # the signal came once the records were open: one iteration, checkpointed, to continue from
         assert "after iteration 0; checkpoint written" in err
-        assert iterations(tmp_path / "run") == [0] and run.complete_checkpoints(str(tmp_path / "run"))
+        assert iterations(tmp_path / "run") == [0] and checkpoints.complete_checkpoints(str(tmp_path / "run"))

@@ -11,7 +11,7 @@ from conftest import ROOT, TINY
 from dcgan_mnist import graph, lazy_tf
 from dcgan_mnist.model import tf
 
-TWIN = os.path.join(ROOT, "tests", "original_twin.py")
+STAND_IN = os.path.join(ROOT, "tests", "original_stand_in.py")
 TINY_RUN = [*TINY, "--max-iterations", "1"]
 # Lines TensorFlow 2.21 writes on a CPU-only machine while it loads and while a session first runs.
 NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -87,7 +87,7 @@ def test_the_verbose_variable_brings_the_chatter_back(mnist_dir, tmp_path):
 def test_compare_can_be_the_first_to_use_tensorflow(tmp_path):
     """compare swaps sys.modules['tensorflow'] while it imports the original; TensorFlow must be imported first."""
     os.makedirs(tmp_path / "mnist")
-    with open(TWIN) as source, open(tmp_path / "mnist" / "model.py", "w") as target:
+    with open(STAND_IN) as source, open(tmp_path / "mnist" / "model.py", "w") as target:
         target.write(source.read())
     code = ("import sys\nfrom dcgan_mnist.tools import compare\nassert 'tensorflow' not in sys.modules\n"
             f"_, module = compare.load_original({str(tmp_path)!r})\n"

@@ -374,7 +374,7 @@ def test_bf16_is_recorded_reproducible_and_rebuilt(mnist_dir, tmp_path, capsys):
 
 def test_a_bf16_run_resumes_only_on_the_kind_of_device_it_was_trained_on(mnist_dir, tmp_path, capsys, monkeypatch):
     """bf16 on a GPU scales its losses and a checkpoint of it holds the scales, so it is not the CPU's run."""
-    from dcgan_mnist import graph
+    from dcgan_mnist import precision as graph
 
     assert train_main(tiny_args(mnist_dir, tmp_path, "cpu", "--seed", "5", "--max-iterations", "2",
                                 "--precision", "bf16")) == 0

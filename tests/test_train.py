@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, TINY, run_dir_metrics, tiny_args
 from PIL import Image
 
-from dcgan_mnist import run, settings
+from dcgan_mnist import checkpoints, settings
 from dcgan_mnist.batches import batches_per_epoch
 from dcgan_mnist.model import tf
 from dcgan_mnist.sampler import TrainedGenerator
@@ -25,11 +25,11 @@ NUMBER = r"-?\d+(\.\d+)?(e[-+]\d+)?"
 
 
 def latest(run_dir):
-    return os.path.basename(run.complete_checkpoints(str(run_dir))[-1])
+    return os.path.basename(checkpoints.complete_checkpoints(str(run_dir))[-1])
 
 
 def checkpoint_names(run_dir):
-    return [os.path.basename(p) for p in run.complete_checkpoints(str(run_dir))]
+    return [os.path.basename(p) for p in checkpoints.complete_checkpoints(str(run_dir))]
 
 
 def vis_bytes(vis_dir):
@@ -165,10 +165,10 @@ def test_checkpoint_round_trip_holds_the_loop_state(mnist_dir, tmp_path, capsys)
     np.random.seed(99)
     expected_rng = np.random.get_state()
     with tf.Graph().as_default():
-        state = run.TrainState(250, 4, 8, 10)
+        state = checkpoints.TrainState(250, 4, 8, 10)
         saver = tf.train.Saver(var_list=list(state.vars.values()))
         with tf.Session() as sess:
-            saver.restore(sess, run.complete_checkpoints(str(run_dir))[-1])
+            saver.restore(sess, checkpoints.complete_checkpoints(str(run_dir))[-1])
             s = state.fetch(sess)
             assert int(s["iteration"]) == 4 and int(s["epoch"]) == 0 and int(s["batch_in_epoch"]) == 4
             assert sorted(s["order"]) == list(range(250)) and list(s["order"]) != list(range(250))
@@ -233,7 +233,7 @@ def test_sigint_checkpoints_and_the_printed_command_continues_the_run(mnist_dir,
     assert proc.returncode == 128 + signal.SIGINT, err
     command = re.search(r"Continue with: (.*)", err).group(1)
     assert command == f"{sys.executable} {os.path.join(ROOT, 'train.py')} --resume {run_dir}"
-    stopped_at = run.iteration_of(latest(run_dir))
+    stopped_at = checkpoints.iteration_of(latest(run_dir))
     assert stopped_at >= 4 and len(run_dir_metrics(run_dir)) == stopped_at
     result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -246,7 +246,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(mnist_dir, tmp_path, cap
     main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "4", "--checkpoint-every", "4"))
     capsys.readouterr()
     # Occupy the file the next checkpoint's data must be renamed to, so TensorFlow's real write fails.
-    blocker = os.path.join(run.checkpoint_dir(str(run_dir)), "ckpt-8.data-00000-of-00001")
+    blocker = os.path.join(checkpoints.checkpoint_dir(str(run_dir)), "ckpt-8.data-00000-of-00001")
     os.makedirs(blocker)
     assert main(["--resume", str(run_dir), "--max-iterations", "8"]) == 4
     err = capsys.readouterr().err
@@ -254,7 +254,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(mnist_dir, tmp_path, cap
     assert f"the newest good checkpoint is {run_dir}/checkpoints/ckpt-4" in err
     assert f"continue with: {sys.executable} -m dcgan_mnist train --resume {run_dir}" in err
     assert latest(run_dir) == "ckpt-4"
-    assert not [f for f in os.listdir(run.checkpoint_dir(str(run_dir))) if "temp" in f]
+    assert not [f for f in os.listdir(checkpoints.checkpoint_dir(str(run_dir))) if "temp" in f]
     os.rmdir(blocker)
     main(["--resume", str(run_dir), "--max-iterations", "8"])
     main(tiny_args(mnist_dir, tmp_path, "reference", "--seed", "2", "--max-iterations", "8"))
@@ -294,7 +294,7 @@ def test_full_run_disk_stops_with_one_clear_error_and_loses_nothing(mnist_dir, t
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err and len(err.splitlines()) <= 5
     assert f"the newest good checkpoint is {run_dir}/checkpoints/ckpt-4" in err
-    assert not [f for f in os.listdir(run.checkpoint_dir(str(run_dir))) if "temp" in f]
+    assert not [f for f in os.listdir(checkpoints.checkpoint_dir(str(run_dir))) if "temp" in f]
     os.remove(disk / "filler")
     assert main(["--resume", str(run_dir), "--max-iterations", "8"]) == 0
     main(tiny_args(mnist_dir, tmp_path, "reference", "--seed", "6", "--max-iterations", "8"))
@@ -340,7 +340,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(mnist_dir, tmp
     bad = int(re.search(r"not finite at iteration (\d+)", err).group(1))
     assert latest(run_dir) == "ckpt-%d" % bad
     with tf.Graph().as_default():
-        reader = tf.train.NewCheckpointReader(run.complete_checkpoints(str(run_dir))[-1])
+        reader = tf.train.NewCheckpointReader(checkpoints.complete_checkpoints(str(run_dir))[-1])
         assert all(np.all(np.isfinite(reader.get_tensor(name))) for name in ("gen_W1", "discrim_W4"))
     # metrics.jsonl stays strict JSON: the bad numbers are null and the line says so.
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])

@@ -39,19 +39,19 @@ import time
 
 import numpy as np
 
-from .. import cli, run
-from ..cli import POSITIVE_INT, CommandError
+from .. import checkpoints, cli, run
+from ..batches import endless_batches, synthetic_data
+from ..cli import POSITIVE_INT, CommandError, duration
 from ..evaluation import evaluate_run, judge_for
-from ..graph import TrainingGraph, session_config
+from ..graph import build_training
 from ..load import DataError, resolve_data_dir
 from ..metrics import flat_scores, nearest_neighbours, set_sizes
 from ..model import DIM_Y, tf
-from ..records import METRICS_FILE, Events
+from ..records import Events
 from ..settings import MODEL_WIDTHS, RUN_DEFINING, SEED, Evaluation, Settings, add_flags, flag, resolve_switches
 from ..train import EXIT_NOT_FINITE, resume_settings, train
 from ..util import OneHot, ensure_dir
 from .ablate_report import final_grids, grid_picture, scores_of, table
-from .bench import batches, synthetic_data
 
 # Each variant's settings: the original, each switch alone, the recipe with the lrelu left on its logit (which
 # of the two fixes of D's output it needs), and the repaired recipe (docs/repaired.md).
@@ -176,19 +176,19 @@ def run_name(variant, seed):
 def newest_checkpoint(run_dir):
     """The run's newest complete checkpoint, or None. Not the ``checkpoint`` index's choice: a worker killed between
     pruning the older checkpoint and rewriting the index leaves the index naming one that is gone."""
-    complete = run.complete_checkpoints(run_dir)
+    complete = checkpoints.complete_checkpoints(run_dir)
     return complete[-1] if complete else None
 
 
 def iterations_done(run_dir):
     """Iterations of the run's newest checkpoint (0 when it has none)."""
     newest = newest_checkpoint(run_dir)
-    return 0 if newest is None else run.iteration_of(newest)
+    return 0 if newest is None else checkpoints.iteration_of(newest)
 
 
 def metrics(run_dir):
     """The run's metrics.jsonl records, one per iteration done."""
-    with open(os.path.join(run_dir, METRICS_FILE)) as f:
+    with open(os.path.join(run_dir, run.METRICS_FILE)) as f:
         return [json.loads(line) for line in f]
 
 
@@ -276,7 +276,7 @@ def score_chunk(spec, budget, samples, judge_dir, chunk, judge_ready):
     started = time.perf_counter()
     settings = run.load_settings(spec.run_dir, "--out")
     choices = [False, True] if settings.g_average > 0 else [False]
-    checkpoint = os.path.join(run.checkpoint_dir(spec.run_dir), f"{run.PREFIX}-{budget}")
+    checkpoint = os.path.join(checkpoints.checkpoint_dir(spec.run_dir), f"{checkpoints.PREFIX}-{budget}")
     reports = evaluate_run(checkpoint, Evaluation(samples=samples, judge_dir=judge_dir, threads=settings.threads),
                            choices)
     return {"report": reports[0], "latest_weights": reports[1] if len(reports) > 1 else None,
@@ -294,24 +294,24 @@ def probe(values):
     rng = np.random.RandomState(0)
     with tf.Graph().as_default():
         started = time.perf_counter()
-        model = run.model_from_settings(s)
-        graph = TrainingGraph(model, s.learning_rate, s.visualize_dim, s.precision)
-        run.TrainState(0, s.visualize_dim, s.dim_z, DIM_Y)
-        session = tf.Session(config=session_config(s.threads, s.precision))
+        training = build_training(s)
+        model = training.model
+        checkpoints.TrainState(0, s.visualize_dim, s.dim_z, DIM_Y)
+        session = tf.Session(config=training.session_config)
         try:
             session.run(tf.global_variables_initializer())
             build_seconds = time.perf_counter() - started
-            feed = batches(*synthetic_data(4 * s.batch_size, rng), s.batch_size, s.dim_z)
+            feed = endless_batches(*synthetic_data(4 * s.batch_size, rng), s.batch_size, s.dim_z)
             for iteration in range(PROBE_ITERATIONS + 2):
                 if iteration == 2:  # after one D and one G step, whose first runs TensorFlow prepares
                     started = time.perf_counter()
-                graph.iterate(session, iteration, *next(feed), k=s.k, evaluate=False)
+                training.iterate(session, iteration, *next(feed), k=s.k, after_update=False)
             iteration_seconds = (time.perf_counter() - started) / PROBE_ITERATIONS
             z = rng.uniform(-1, 1, size=(s.visualize_dim, s.dim_z))
             y = OneHot(rng.randint(DIM_Y, size=s.visualize_dim), DIM_Y)
-            graph.sample(session, z, y)
+            training.sample(session, z, y)
             started = time.perf_counter()
-            graph.sample(session, z, y)
+            training.sample(session, z, y)
             image_seconds = (time.perf_counter() - started) / s.visualize_dim
         finally:
             session.close()
@@ -390,13 +390,6 @@ class Work:
     chunks: int
     scores: int
     weights: int
-
-
-def duration(seconds):
-    seconds = int(round(seconds))
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def size(n):

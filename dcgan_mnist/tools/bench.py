@@ -23,12 +23,12 @@ import time
 import numpy as np
 
 from .. import cli
-from ..batches import batches_per_epoch, prepare_batch
+from ..batches import batches_per_epoch, endless_batches, synthetic_data
 from ..cli import POSITIVE_INT, CommandError, dumps, parser, run_command
-from ..graph import TrainingGraph, computes_in, session_config, warn_without_native_bfloat16
+from ..graph import build_training
 from ..load import DataError, load_dataset
 from ..model import _tf, tf
-from ..run import model_from_settings
+from ..precision import computes_in, threads_config, warn_without_native_bfloat16
 from ..settings import (
     DEFAULT,
     RECIPES,
@@ -81,20 +81,6 @@ def build_parser():
                         "fraction of it the loop reaches")
     cli.add_json_flag(p, "the result")
     return p
-
-
-def synthetic_data(n, rng):
-    """uint8 images [n, 784] and digit labels [n], stored as train.py stores real data."""
-    return rng.randint(0, 256, size=(n, 784), dtype=np.uint8), rng.randint(10, size=n).astype(np.uint8)
-
-
-def batches(trX, trY, batch_size, dim_z):
-    """Endless (Xs, Ys, Zs) in train.py's manner: a fresh order each epoch, the partial last batch dropped."""
-    n_batches = batches_per_epoch(len(trY), batch_size)
-    while True:
-        order = np.random.permutation(len(trY))
-        for b in range(n_batches):
-            yield prepare_batch(trX, trY, order[b * batch_size:(b + 1) * batch_size], dim_z)
 
 
 def executed_ops(fetches):
@@ -150,18 +136,16 @@ class Timed:
         self.recipe, self.precision, self.graph = settings.recipe, settings.precision, tf.Graph()
         self.evaluated, self.kinds = evaluated, kinds
         with self.graph.as_default():
-            tf.set_random_seed(settings.seed)
-            self.model = model_from_settings(settings)
-            self.training = TrainingGraph(self.model, settings.learning_rate, settings.visualize_dim,
-                                          settings.precision)
+            self.training = build_training(settings)
+            self.model = self.training.model
             self.flops = {kind: count_flops(self.training.fetches(*kind)) for kind in set(kinds)}
-            self.session = tf.Session(config=session_config(settings.threads, settings.precision))
+            self.session = tf.Session(config=self.training.session_config)
             self.session.run(tf.global_variables_initializer())
         self.step_seconds = {"D": [], "G": []}
 
     def iterate(self, iteration, batch, evaluate, timed=True):
         started = time.perf_counter()
-        out = self.training.iterate(self.session, iteration, *batch, k=DEFAULT.k, evaluate=evaluate)
+        out = self.training.iterate(self.session, iteration, *batch, k=DEFAULT.k, after_update=evaluate)
         if timed:
             self.step_seconds[out["updated"]].append(time.perf_counter() - started)
 
@@ -201,8 +185,7 @@ def matmul_peak(threads):
             rng = np.random.RandomState(0)
             a, b = (tf.Variable(tf.cast(rng.rand(PEAK_SIDE, PEAK_SIDE).astype(np.float32), dtype)) for _ in "ab")
             product = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
-            config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-            with tf.Session(config=config) as sess:
+            with tf.Session(config=threads_config(threads)) as sess:
                 sess.run(tf.global_variables_initializer())
                 sess.run(product)
                 seconds = []
@@ -240,7 +223,7 @@ def bench(args):
     if args.against is not None:
         recipes.append(Timed(settings.replace(recipe=args.against, **RECIPES[args.against], precision="fp32"),
                              *schedule(args.against_mode or args.mode)))
-    feed = batches(trX, trY, args.batch_size, args.dim_z)
+    feed = endless_batches(trX, trY, args.batch_size, args.dim_z)
 
     for recipe in recipes:
         for updated, evaluate in sorted(set(recipe.kinds)):

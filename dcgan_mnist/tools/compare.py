@@ -13,11 +13,13 @@ from itertools import zip_longest
 
 import numpy as np
 
-from .. import cli, run
+from .. import checkpoints, cli
 from ..cli import EXIT_USAGE, NON_NEGATIVE_INT, CommandError, dumps, parser
-from ..graph import PRINTED, TrainingGraph, session_config
+from ..graph import PRINTED, build_training
 from ..lazy_tf import load_tensorflow
 from ..model import DIM_Y, tf
+from ..parity import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, draw_inputs, fmt_shape, measure, row
+from ..precision import session_config
 from ..settings import (
     DEFAULT,
     RECIPES,
@@ -28,13 +30,6 @@ from ..settings import (
     settings_from,
 )
 from ..util import OneHot
-
-# Largest difference allowed relative to the larger max |value| of the two tensors: about 80 float32 ulps
-# for one pass. Identical ops give identical numbers, so the lockstep one is tight on purpose, not a bound
-# on how round-off grows (Adam can turn a tiny difference in a near-zero gradient into an update of up to
-# the learning rate): measure before loosening it.
-ONE_PASS_RTOL = 1e-5
-LOCKSTEP_RTOL = 1e-4
 
 # The reference side is built from the original train.py's literals, not from this project's settings,
 # so a wrong constant cannot hide by being mirrored on both sides.
@@ -183,7 +178,7 @@ class Side:
     """One model in its own graph and session: its tensors by name (BUILD_MODEL_OUTPUTS, SAMPLER_OUTPUTS),
     variables, recorded layers and the gradients each optimizer uses."""
 
-    def __init__(self, graph, tensors, layers, precision="fp32"):
+    def __init__(self, graph, tensors, layers, config):
         self.graph, self.tensors, self.layers = graph, tensors, layers
         with graph.as_default():
             variables = tf.trainable_variables()
@@ -194,7 +189,7 @@ class Side:
                 self.gradients.update(zip([f"{cost}/{var_name(v)}" for v in chosen],
                                           tf.gradients(tensors[cost], chosen)))
             init = tf.global_variables_initializer()
-        self.session = tf.Session(graph=graph, config=session_config(precision=precision))
+        self.session = tf.Session(graph=graph, config=config)
         self.session.run(init)
 
     def feed(self, inputs):
@@ -211,11 +206,10 @@ class OurSide(Side):
     def __init__(self, settings, seed):
         graph = tf.Graph()
         with graph.as_default():
-            tf.set_random_seed(seed)
-            model = run.model_from_settings(settings)
-            self.training = TrainingGraph(model, ORIGINAL_LEARNING_RATE, VISUALIZE_DIM, settings.precision)
+            self.training = build_training(settings.replace(seed=seed, learning_rate=ORIGINAL_LEARNING_RATE,
+                                                            visualize_dim=VISUALIZE_DIM))
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
-                         model.layers, settings.precision)
+                         self.training.model.layers, self.training.session_config)
 
     def feed(self, inputs):
         # --augment translate: the layers and gradients are compared with every image where it is (no shift), so
@@ -254,7 +248,7 @@ class OriginalSide(Side):
             raise
         except Exception as e:
             raise not_original(f"{model_file}: building its graph failed: {type(e).__name__}: {e}") from e
-        super().__init__(graph, t, recorder.layers)
+        super().__init__(graph, t, recorder.layers, session_config())
 
     def load_weights(self, values):
         with self.graph.as_default():
@@ -276,36 +270,11 @@ class OriginalSide(Side):
         return {"updated": updated, **dict(zip(PRINTED, (gen_loss, discrim_loss, p_real.mean(), p_gen.mean())))}
 
 
-def fmt_shape(shape):
-    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
-
-
 def built(tensor, with_op=False):
     """What a side built, as a row shows it: its shape, after the op type with ``with_op``."""
     if tensor is None:
         return None
     return (f"{tensor.op.type} " if with_op else "") + fmt_shape(tensor.shape.as_list())
-
-
-def row(section, name, original, ours):
-    """One comparison: what each side has (None: nothing), ok when that agrees; ``measure`` adds how far
-    the values are apart, lockstep the first iteration over tolerance."""
-    return {"section": section, "name": name, "original": original, "ours": ours,
-            "ok": ours is not None and ours == original, "max_abs": None, "max_rel": None, "iteration": None}
-
-
-def measure(r, ours, original, rtol):
-    """Marks ``r`` with max |ours - original| and that relative to the larger max |value| of the two
-    (elementwise ratios explode at the zeros of ReLU and the clip); returns which elements are over
-    ``rtol`` (NaN always is)."""
-    a, b = np.asarray(ours, np.float64), np.asarray(original, np.float64)
-    diff = np.abs(a - b)
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
-    relative = diff / scale if scale > 0 else diff
-    over = ~(relative <= rtol)
-    r.update(max_abs=float(diff.max(initial=0.0)), max_rel=float(relative.max(initial=0.0)),
-             ok=r["ok"] and not over.any())
-    return over
 
 
 def union(*groups):
@@ -348,14 +317,6 @@ def lockstep(ours, original, batches):
         rows.append(row("lockstep", f"final {name}", fmt_shape(value.shape), fmt_shape(final_ours[name].shape)))
         measure(rows[-1], final_ours[name], value, LOCKSTEP_RTOL)
     return rows, traces
-
-
-def draw_inputs(rng, batch_size, dim_z):
-    """One batch as train.py feeds it (images float64 in [0,1], one-hot labels, float32 uniform Z)."""
-    Xs = rng.rand(batch_size, *IMAGE_SHAPE)
-    Ys = OneHot(rng.randint(DIM_Y, size=batch_size), DIM_Y)
-    Zs = rng.uniform(-1, 1, size=[batch_size, dim_z]).astype(np.float32)
-    return Xs, Ys, Zs
 
 
 def first_divergence(rows):
@@ -432,23 +393,6 @@ def compare(original_path, ours=DEFAULT, iterations=20, seed=0):
     }
 
 
-def difference(x):
-    """A largest difference as the tables print it."""
-    return "-" if x is None else "0" if x == 0 else f"{x:.2e}"
-
-
-def aligned_rows(sides, rows):
-    """The table of ``rows`` (``row``'s dicts) with the two ``sides`` named in its header: the header line and
-    one line per row ending in its verdict, the columns aligned."""
-    table = [("", *sides, "max abs", "max rel", "from iteration")]
-    table += [(r["name"], r["original"] or "-", r["ours"] or "-", difference(r["max_abs"]), difference(r["max_rel"]),
-               "-" if r["iteration"] is None else str(r["iteration"])) for r in rows]
-    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
-    aligned = ["  " + "  ".join([c[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])])
-               for c in table]
-    return aligned[0], [line + ("  ok" if r["ok"] else "  DIFF") for line, r in zip(aligned[1:], rows)]
-
-
 def text_report(report):
     s, t = report["settings"], report["tolerances"]
     lines = [f"original: {report['original']} (TensorFlow 1.x code run on tf.compat.v1)",
@@ -500,7 +444,7 @@ def build_parser():
 
 def command(argv):
     args = build_parser().parse_args(argv)
-    ours = settings_from(args) if args.checkpoint is None else run.Run(args.checkpoint).settings
+    ours = settings_from(args) if args.checkpoint is None else checkpoints.Run(args.checkpoint).settings
     report = compare(args.original, ours, iterations=args.iterations, seed=args.seed)
     print(dumps(report, indent=1) if args.json else text_report(report))
     return 0 if report["match"] else 1

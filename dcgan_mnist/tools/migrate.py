@@ -21,12 +21,14 @@ import time
 import numpy as np
 
 from .. import cli, lazy_tf
+from ..batches import prepare_batch
+from ..checkpoints import named_checkpoint
 from ..cli import NON_NEGATIVE_INT, POSITIVE_INT, CommandError, dumps, parser
 from ..graph import PRINTED
-from ..load import DataError, mnist_with_valid_set, resolve_data_dir
-from ..run import load_settings, named_checkpoint
+from ..load import DataError, resolve_data_dir, seeded_split
+from ..parity import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, draw_inputs, fmt_shape, measure, row
+from ..run import load_settings
 from ..settings import Settings, add_checkpoint_flag, add_flags, describe_switches, model_flags, settings_from
-from .compare import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, draw_inputs, fmt_shape, measure, row
 
 TF1_SIDE = "--tf1-side"
 RUNGS = {1: "variables made once", 2: "names, shapes, count", 3: "forward pass", 4: "gradients",
@@ -46,9 +48,9 @@ DEFAULT_CONTINUE = 4
 
 def tf1_side(request_file):
     """Write reference.npz and reference.json beside ``request_file`` (the TF1 numbers of every rung)."""
-    from ..graph import TrainingGraph, session_config
+    from ..checkpoints import Run
+    from ..graph import build_training
     from ..model import tf
-    from ..run import Run, model_from_settings
 
     with open(request_file) as f:
         request = json.load(f)
@@ -68,10 +70,10 @@ def tf1_side(request_file):
     meta = {"settings": json.loads(s.to_json()), "iterations": request["iterations"]}
 
     with tf.Graph().as_default():
-        tf.set_random_seed(s.seed)
-        model = model_from_settings(s)
+        training = build_training(s.replace(visualize_dim=SAMPLES))
+        model = training.model
+        # The optimizers and the sampler add no trainable variable: these are the model's own.
         made_by_init = len(tf.trainable_variables())
-        training = TrainingGraph(model, s.learning_rate, SAMPLES, s.precision)
         made_once = {}
         with model.not_recording():
             for name, build in (("generate", lambda: model.generate(training.Z, training.Y)),
@@ -92,7 +94,7 @@ def tf1_side(request_file):
                 gradients[f"{cost} by {w.op.name}"] = g
         slots = {v.op.name: tf.placeholder(v.dtype.base_dtype, v.shape) for v in variables}
         load = tf.group(*[v.assign(slots[v.op.name]) for v in variables])
-        with tf.Session(config=session_config(s.threads)) as sess:
+        with tf.Session(config=training.session_config) as sess:
             sess.run(tf.global_variables_initializer())
 
             def state(prefix):
@@ -138,26 +140,26 @@ def new_variables(tf, build):
 def continue_tf1_run(trained, iterations, directory):
     """``train.py --resume`` the checkpoint of Run ``trained`` for ``iterations`` more, in a copy of the run
     directory (whose settings.json sends its sample grids to the copy and scores nothing): the run is not touched."""
-    from .. import run
+    from .. import checkpoints, run
     from ..train import main as train_main
 
     copy = os.path.join(directory, "run")
-    os.makedirs(run.checkpoint_dir(copy))
-    for path in run.checkpoint_files(trained.checkpoint):
-        shutil.copy(path, run.checkpoint_dir(copy))
+    os.makedirs(checkpoints.checkpoint_dir(copy))
+    for path in checkpoints.checkpoint_files(trained.checkpoint):
+        shutil.copy(path, checkpoints.checkpoint_dir(copy))
     if os.path.exists(os.path.join(trained.run_dir, run.DATA_FILE)):
         shutil.copy(os.path.join(trained.run_dir, run.DATA_FILE), copy)
     run.save_settings(trained.settings.replace(vis_dir=os.path.join(directory, "vis"), eval_every_epoch=False), copy)
     start = trained.iteration
-    copied = os.path.join(run.checkpoint_dir(copy), os.path.basename(trained.checkpoint))
+    copied = os.path.join(checkpoints.checkpoint_dir(copy), os.path.basename(trained.checkpoint))
     with contextlib.redirect_stdout(sys.stderr):  # the original's six lines per iteration
         status = train_main(["--resume", copied, "--max-iterations", str(start + iterations)])
     if status != 0:
         raise CommandError(f"train.py --resume {copied} failed with exit status {status}")
-    with open(os.path.join(copy, "metrics.jsonl")) as f:
+    with open(os.path.join(copy, run.METRICS_FILE)) as f:
         lines = [json.loads(line) for line in f]
     return {"run_dir": os.path.abspath(trained.run_dir), "checkpoint": os.path.abspath(trained.checkpoint),
-            "iteration": start, "continued": os.path.abspath(run.complete_checkpoints(copy)[-1]),
+            "iteration": start, "continued": os.path.abspath(checkpoints.complete_checkpoints(copy)[-1]),
             "trace": [{name: line[name] for name in ("iteration", "updated") + PRINTED} for line in lines
                       if line["iteration"] >= start]}
 
@@ -487,11 +489,10 @@ class Ladder:
         if info is None:
             return []
         twin = self.twin
-        s = Settings.from_file(os.path.join(info["run_dir"], "settings.json"))
+        s = load_settings(info["run_dir"], "--checkpoint")
         trainer = trainer_from_settings(twin, s)
-        np.random.seed(s.seed)  # the train/validation split is the run's first draw, as in train.py
         try:
-            data = mnist_with_valid_set(resolve_data_dir(s.dataset, s.data_dir, download=False), s.valid_size)
+            data = seeded_split(s.seed, resolve_data_dir(s.dataset, s.data_dir, download=False), s.valid_size)
         except DataError as e:
             raise CommandError(f"rung 7 needs the run's data: {e}") from None
         reader = trainer.load_tf1_checkpoint(info["checkpoint"])
@@ -631,7 +632,7 @@ def speed(s, rounds, iterations, warmup, grappler):
         twin.without_grappler()
     rng = np.random.RandomState(s.seed)
     trX, trY = rng.randint(0, 256, size=(2000, 784), dtype=np.uint8), rng.randint(10, size=2000)
-    batches = [twin.prepare_batch(trX, trY, rng.choice(2000, s.batch_size, replace=False), s.dim_z)
+    batches = [prepare_batch(trX, trY, rng.choice(2000, s.batch_size, replace=False), s.dim_z)
                for _ in range(iterations)]
     turns = {"tf1": [], "tf2": []}
     for _ in range(rounds):

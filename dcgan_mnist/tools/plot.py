@@ -11,7 +11,7 @@ import os
 from PIL import Image
 
 from .. import cli
-from ..records import EVAL_FILE
+from ..run import EVAL_FILE
 from ..util import ensure_dir, picture_format, save_picture
 
 # Judge accuracy counts as degraded when it falls further than this below the best score before it (issue 26).

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import run
+from .. import checkpoints
 from ..cli import POSITIVE_INT, parser, run_command
+from ..graph import model_from_settings
 from ..model import tf
 from ..settings import DEFAULT, MODEL_WIDTHS, add_checkpoint_flag, model_flags, settings_from
 
@@ -188,7 +189,7 @@ def build(batch_size=DEFAULT.batch_size, sample_size=DEFAULT.visualize_dim, **op
     settings of a run (dim_z, dim_W1, ..., loss, d_output), the original's where left out. Returns (model,
     one LayerStep per entry of model.layers, build_model's results as (name, tensor))."""
     with tf.Graph().as_default():
-        model = run.model_from_settings(DEFAULT.replace(**options, batch_size=batch_size))
+        model = model_from_settings(DEFAULT.replace(**options, batch_size=batch_size))
         Z, Y, image_real, d_cost, g_cost, p_real, p_gen = model.build_model()
         Z_sample, Y_sample, _ = model.samples_generator(sample_size)
     named = {Z: "Z", Y: "Y", image_real: "image_real", model.image_gen: "image_gen = sigmoid(G's h4)",
@@ -303,7 +304,7 @@ def shapes_command(argv):
     if args.checkpoint is None:
         settings, sample_size = settings_from(args), args.sample_size
     else:  # the run's graph: its sizes and switches
-        settings = run.Run(args.checkpoint).settings
+        settings = checkpoints.Run(args.checkpoint).settings
         sample_size = settings.visualize_dim
     sys.stdout.write(report(settings.batch_size, sample_size, args.format, **settings.widths(), **settings.switches()))
     return 0

@@ -12,6 +12,8 @@ the epoch and the position inside it, the epoch's cumulative data order, numpy's
 sample inputs and, under --augment adaptive, its p.
 """
 import glob
+import json
+import math
 import os
 import re
 import shutil
@@ -22,17 +24,24 @@ from .cli import CommandError
 from .model import tf
 from .run import (
     ABANDONED_SUBDIR,
+    BEST_FILE,
     CHECKPOINT_SUBDIR,
     SETTINGS_FILE,
     WriteError,
     leftover_records,
     load_settings,
     remove_quietly,
+    write_atomically,
     writer_pid,
 )
+from .settings import BEST_SCORES
 
 PREFIX = "ckpt"
 CHECKPOINT_NAME = re.compile(re.escape(PREFIX) + r"-(\d+)")
+# The best-scored checkpoint (BestCheckpoint), and the name that reads it: RUN_DIR/best.
+BEST_PREFIX = "best"
+BEST_NAME = re.compile(re.escape(BEST_PREFIX) + r"-(\d+)")
+ANY_CHECKPOINT_NAME = re.compile(r"(?:%s|%s)-(\d+)" % (re.escape(PREFIX), re.escape(BEST_PREFIX)))
 # TensorFlow writes a checkpoint file under this suffix and renames it when complete.
 TEMPORARY_SUFFIX = re.compile(r"[.]tempstate\d+$")
 
@@ -43,7 +52,7 @@ def checkpoint_dir(run_dir):
 
 def iteration_of(prefix):
     """The iteration a checkpoint was written at: ``.../ckpt-N`` -> N."""
-    return int(CHECKPOINT_NAME.fullmatch(os.path.basename(prefix)).group(1))
+    return int(ANY_CHECKPOINT_NAME.fullmatch(os.path.basename(prefix)).group(1))
 
 
 def claim_for_fresh_run(run_dir, resume_command):
@@ -58,6 +67,8 @@ def claim_for_fresh_run(run_dir, resume_command):
     if leftovers:
         for path in leftovers:
             remove_quietly(path)
+        for path in glob.glob(os.path.join(glob.escape(checkpoint_dir(run_dir)), BEST_PREFIX + "-*")):
+            remove_quietly(path)
         remove_temporary_checkpoint_files(run_dir)
         remove_quietly(os.path.join(checkpoint_dir(run_dir), "checkpoint"))
         print(f"starting {run_dir} afresh: the run there stopped before its first checkpoint, so nothing of it "
@@ -71,6 +82,97 @@ def no_checkpoint_error(run_dir):
                 f"resume; start it again with the command that started it (its settings are in "
                 f"{os.path.join(run_dir, SETTINGS_FILE)}): the new run replaces what that attempt left")
     return f"--resume {run_dir!r}: the run has no checkpoint in {checkpoint_dir(run_dir)}"
+
+
+def is_complete(prefix):
+    """Whether the checkpoint ``prefix`` has both its index and its data files."""
+    return os.path.isfile(prefix + ".index") and bool(glob.glob(glob.escape(prefix) + ".data-*"))
+
+
+def best_checkpoint(run_dir):
+    """The prefix of the run's best-scored checkpoint, as best.json names it, or None when the run keeps none. A
+    best.json that cannot be read, or names files that are not there, is an error naming it."""
+    path = os.path.join(run_dir, BEST_FILE)
+    if not os.path.exists(path):
+        return None
+    record = read_best(path)
+    prefix = os.path.join(checkpoint_dir(run_dir), record["checkpoint"])
+    if not is_complete(prefix):
+        raise CommandError(f"{path} names {record['checkpoint']}, whose .index or .data file is missing in "
+                           f"{checkpoint_dir(run_dir)}")
+    return prefix
+
+
+def read_best(path):
+    """best.json: {"checkpoint": "best-N", "iteration": N, "epoch": E, "score": NAME, "value": V}, checked."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        valid = (isinstance(record, dict) and isinstance(record.get("checkpoint"), str)
+                 and BEST_NAME.fullmatch(record["checkpoint"]) and record.get("score") in BEST_SCORES
+                 and isinstance(record.get("value"), (int, float)) and not isinstance(record.get("value"), bool)
+                 and record.get("iteration") == iteration_of(record["checkpoint"]))
+    except (OSError, ValueError) as e:
+        raise CommandError(f"{path} cannot be read ({e}); it names the run's best checkpoint") from None
+    if not valid:
+        raise CommandError(f"{path} is not a record of the best checkpoint (checkpoint best-N, its iteration N, a "
+                           f"score of {', '.join(BEST_SCORES)} and its value); remove it and the run keeps a new best "
+                           f"from its next score on")
+    return record
+
+
+class BestCheckpoint:
+    """--keep-best: the checkpoint of the best score the run has given itself so far, RUN_DIR/checkpoints/best-N,
+    kept apart from the rotating ckpt-N (which never delete it). Its files are written first and best.json, which
+    names them, last and whole, and only then are the previous best's files removed: a kill at any moment leaves
+    best.json naming a complete checkpoint. Build it after every variable, as the run's Saver."""
+
+    def __init__(self, run_dir, score):
+        self.run_dir, self.score = run_dir, score
+        self.saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
+        self.path = os.path.join(run_dir, BEST_FILE)
+        self.record = read_best(self.path) if os.path.exists(self.path) else None
+        if self.record is not None and self.record["score"] != score:
+            raise CommandError(f"--keep-best {score}: the run's best checkpoint ({self.path}) was picked by "
+                               f"{self.record['score']}; resume with --keep-best {self.record['score']}, or remove "
+                               f"{self.path} to pick anew")
+        kept = self.record["checkpoint"] if self.record else None
+        for prefix in self.prefixes():
+            if os.path.basename(prefix) != kept:  # what a write that was killed before best.json left
+                remove_checkpoint(prefix)
+        remove_temporary_checkpoint_files(run_dir, BEST_PREFIX)
+
+    def prefixes(self):
+        names = {path.split(".")[0] for path in glob.glob(os.path.join(glob.escape(checkpoint_dir(self.run_dir)),
+                                                                      BEST_PREFIX + "-*"))}
+        return sorted(p for p in names if BEST_NAME.fullmatch(os.path.basename(p)))
+
+    def value(self, scores):
+        """The score of ``scores`` (an eval.jsonl record's) that picks the best, or None when it is not finite."""
+        value = scores["generated"][self.score]
+        return value if value is not None and math.isfinite(value) else None
+
+    def consider(self, sess, iteration, epoch, scores):
+        """Keep the session's weights as the best when ``scores`` beat the best so far; True when they did."""
+        value = self.value(scores)
+        if value is None or self.record is not None and not self.better(value, self.record["value"]):
+            return False
+        name = f"{BEST_PREFIX}-{iteration}"
+        prefix = os.path.join(checkpoint_dir(self.run_dir), name)
+        try:
+            self.saver.save(sess, prefix, write_meta_graph=False, write_state=False)
+        except (tf.errors.OpError, OSError) as e:
+            remove_temporary_checkpoint_files(self.run_dir, name)
+            raise WriteError(f"could not write the best checkpoint {prefix}: {write_failure(e)}") from None
+        previous, self.record = self.record, {"checkpoint": name, "iteration": iteration, "epoch": epoch,
+                                              "score": self.score, "value": value}
+        write_atomically(self.path, json.dumps(self.record, indent=2, sort_keys=True) + "\n")
+        if previous is not None and previous["checkpoint"] != name:
+            remove_checkpoint(os.path.join(checkpoint_dir(self.run_dir), previous["checkpoint"]))
+        return True
+
+    def better(self, value, than):
+        return value < than if BEST_SCORES[self.score] == "lowest" else value > than
 
 
 def complete_checkpoints(run_dir):
@@ -112,10 +214,13 @@ def checkpoint_state(run_dir):
 
 def named_checkpoint(path):
     """(run directory, checkpoint prefix) when ``path`` names one of a run's checkpoints
-    (``RUN_DIR/checkpoints/ckpt-N``, with or without a file suffix), else (``path``, None): a run directory.
-    Reads no file, so it needs no TensorFlow."""
+    (``RUN_DIR/checkpoints/ckpt-N`` or ``best-N``, with or without a file suffix; ``RUN_DIR/best`` is returned as
+    it is, for ``find_checkpoint`` to look up), else (``path``, None): a run directory. Reads no file, so it needs
+    no TensorFlow."""
     path = os.path.normpath(path)
-    match = re.fullmatch(re.escape(PREFIX) + r"-\d+", os.path.basename(path).split(".")[0])
+    if os.path.basename(path) == BEST_PREFIX:
+        return os.path.dirname(path) or ".", path
+    match = ANY_CHECKPOINT_NAME.fullmatch(os.path.basename(path).split(".")[0])
     if match and os.path.basename(os.path.dirname(path)) == CHECKPOINT_SUBDIR:
         prefix = os.path.join(os.path.dirname(path), match.group(0))
         return os.path.dirname(os.path.dirname(prefix)), prefix
@@ -127,8 +232,20 @@ def find_checkpoint(path, flag):
     checkpoints (``RUN_DIR/checkpoints/ckpt-N``, with or without a file suffix)."""
     run_dir, prefix = named_checkpoint(path)
     path = os.path.normpath(path)
+    if prefix and flag == "--resume" and os.path.basename(prefix).startswith(BEST_PREFIX):
+        raise CommandError(f"--resume {path!r}: the best checkpoint is for drawing and scoring (generate, evaluate); "
+                           f"--resume continues the run's newest checkpoint: --resume {run_dir}")
+    if prefix == os.path.join(run_dir, BEST_PREFIX):
+        if not os.path.isfile(os.path.join(run_dir, SETTINGS_FILE)):
+            raise CommandError(f"{flag} {path!r}: {run_dir!r} is not a run directory written by train.py (no "
+                               f"{SETTINGS_FILE})")
+        best = best_checkpoint(run_dir)
+        if best is None:
+            raise CommandError(f"{flag} {path!r}: the run has no best checkpoint (one is kept when it is trained with "
+                               f"--eval-every-epoch; see --keep-best); its newest is read as {flag} {run_dir}")
+        return run_dir, best
     if prefix:
-        if prefix not in complete_checkpoints(run_dir):
+        if not is_complete(prefix):
             raise CommandError(f"{flag} {path!r}: the checkpoint's .index or .data file is missing")
         return run_dir, prefix
     if not os.path.isdir(path):
@@ -218,6 +335,10 @@ def abandon_newer_checkpoints(run_dir, checkpoint):
     target = os.path.join(run_dir, ABANDONED_SUBDIR)
     try:
         os.makedirs(target, exist_ok=True)
+        best = best_checkpoint(run_dir)
+        if best is not None and iteration_of(best) > iteration_of(checkpoint):  # the best of the abandoned future
+            newer.append(best)
+            os.replace(os.path.join(run_dir, BEST_FILE), os.path.join(target, BEST_FILE))
         for prefix in newer:
             for path in checkpoint_files(prefix):
                 os.replace(path, os.path.join(target, os.path.basename(path)))

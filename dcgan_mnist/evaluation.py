@@ -25,9 +25,10 @@ def judge_for(dataset, data_dir, judge_dir=None, threads=0):
 
 
 class TrainingScorer:
-    """train.py --eval-every-epoch: scores the live generator and appends the scores to eval.jsonl and TensorBoard
-    under the last iteration done. Draws only from its own fixed-seed RNG (the same z and labels every epoch), so
-    the training's random numbers are untouched; the judge is loaded and the real images scored once per run."""
+    """train.py --eval-every-epoch: scores the live generator, appends the scores to eval.jsonl and TensorBoard
+    under the last iteration done and returns them. Draws only from its own fixed-seed RNG (the same z and labels
+    every epoch), so the training's random numbers are untouched; the judge is loaded and the real images scored once
+    per run."""
 
     def __init__(self, settings, data):
         self.settings, self.data = settings, data
@@ -47,6 +48,7 @@ class TrainingScorer:
                      for e in generated["nearest_neighbour"])
         print(f"eval after epoch {epoch} (iteration {last}){nn} | judge accuracy {generated['judge_accuracy']:.4f} "
               f"| Frechet {generated['frechet']:.3f}", flush=True)
+        return scores
 
     def close(self):
         self.judge.close()

@@ -34,8 +34,9 @@ ABANDONED_SUBDIR = "abandoned"
 # What a run writes besides its checkpoints: an attempt that died before its first checkpoint leaves these.
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
+BEST_FILE = "best.json"
 CHECKPOINT_SUBDIR = "checkpoints"
-RECORD_PATTERNS = (SETTINGS_FILE, DATA_FILE, METRICS_FILE, EVAL_FILE, "events.out.tfevents.*")
+RECORD_PATTERNS = (SETTINGS_FILE, DATA_FILE, METRICS_FILE, EVAL_FILE, BEST_FILE, "events.out.tfevents.*")
 EXIT_WRITE_FAILED = 4
 class WriteError(CommandError):
     """A file of the run could not be written; the message names it and the system's reason."""

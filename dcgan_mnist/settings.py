@@ -34,6 +34,8 @@ from .load import DATASETS
 from .model import D_OUTPUTS, LOSSES
 from .precision import PRECISIONS
 
+# The scores --keep-best can pick the best checkpoint by, and whether the lowest or the highest is best.
+BEST_SCORES = {"frechet": "lowest", "judge_accuracy": "highest"}
 # Batchnorm normalises over the batch: over one image it gives zeros whatever the input (z would be ignored).
 BATCH = Kind("an integer of 2 or more (batchnorm normalises over the batch)", int, lambda v: v >= 2)
 OPEN_UNIT = Kind("a number between 0 and 1 (both excluded)", float, lambda v: 0 < v < 1)
@@ -104,6 +106,11 @@ class Settings:
     eval_every_epoch: bool = setting(False, SWITCH, "score the generator (NNC/NND, judge accuracy, Frechet "
                                      "distance) after every epoch and at the end of the run, into eval.jsonl",
                                      OUTPUT)
+    keep_best: str = setting("frechet", choice(*BEST_SCORES, "none"), "with --eval-every-epoch: the score that picks "
+                             "the checkpoint kept as the run's best, apart from the rotating newest ones and never "
+                             "deleted by them (frechet: the lowest Frechet distance; judge_accuracy: the highest "
+                             "accuracy); read it as RUN_DIR/best, e.g. generate --checkpoint RUN_DIR/best. none: keep "
+                             "no best", OUTPUT, metavar="SCORE", before_it_existed="none")
     judge_dir: str = setting(None, TEXT, "where the evaluation's digit classifier is cached (default: "
                              "$XDG_CACHE_HOME/dcgan-mnist/judge, ~/.cache/... when that is unset)", OUTPUT,
                              optional=True)
@@ -160,11 +167,15 @@ class Settings:
 
     def __post_init__(self):
         check_fields(self)
+
+    def check_combination(self):
+        """Refuse settings that only mean something with a switch that is off (a run's whole settings: the flags of
+        a resume are merged with the run's own first)."""
         if self.augment != "adaptive":
             for name in ADAPTIVE_ONLY:
                 if getattr(self, name) != Settings.__dataclass_fields__[name].default:
-                    raise ValueError(f"{flag(name)} {getattr(self, name)} goes with --augment adaptive, not --augment "
-                                     f"{self.augment}")
+                    raise CommandError(f"{flag(name)} {getattr(self, name)} goes with --augment adaptive, not "
+                                       f"--augment {self.augment}")
 
     @classmethod
     def from_file(cls, path):
@@ -192,9 +203,14 @@ class Settings:
             raise CommandError(f"{path}: field {missing[0]!r} is missing; the run was written by an older version "
                                f"of dcgan-mnist, and filling it with today's default could rebuild another run")
         try:
-            return cls(**values)
+            settings = cls(**values)
         except ValueError as e:
             raise CommandError(f"{path}: {e}") from None
+        try:
+            settings.check_combination()
+        except CommandError as e:
+            raise CommandError(f"{path}: {e}") from None
+        return settings
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -350,10 +366,7 @@ def resolve_switches(values):
 def settings_from(namespace, **extra):
     """The Settings of the parsed flags ``namespace`` (fields it has not: the defaults), switches resolved."""
     values = resolve_switches({**vars(namespace), **extra})
-    try:
-        return Settings(**{name: values[name] for name in Settings.__dataclass_fields__ if name in values})
-    except ValueError as e:
-        raise CommandError(str(e)) from None
+    return Settings(**{name: values[name] for name in Settings.__dataclass_fields__ if name in values})
 
 
 def evaluation_from(namespace):

@@ -91,6 +91,7 @@ class Signals:
 def train(s, checkpoint=None, fork=False):
     """Train the run of Settings ``s`` (from ``checkpoint`` on, when given; ``fork``: also when newer checkpoints
     exist, which are moved aside) in a graph of its own; returns the exit status (0: done)."""
+    s.check_combination()
     signals = Signals()
     try:
         with tf.Graph().as_default():
@@ -235,6 +236,8 @@ class Training:
         self.state = checkpoints.TrainState(len(self.trY), s.visualize_dim, s.dim_z, DIM_Y,
                                             adaptive=self.strength is not None)
         self.saver = checkpoints.new_saver(s.run_dir, s.keep_checkpoints)
+        self.best = checkpoints.BestCheckpoint(s.run_dir, s.keep_best) \
+            if s.eval_every_epoch and s.keep_best != "none" else None
         warn_without_native_bfloat16(s.precision)
         self.sess = tf.Session(config=self.training.session_config)
         self.grid_side = round(s.visualize_dim ** 0.5)
@@ -355,7 +358,12 @@ class Training:
             if self.scorer is None:
                 from .evaluation import TrainingScorer
                 self.scorer = TrainingScorer(self.s, self.data)
-            self.scorer(self.sess, self.training, self.epoch, self.iteration, self.eval_log, self.events)
+            scores = self.scorer(self.sess, self.training, self.epoch, self.iteration, self.eval_log, self.events)
+            if self.best is not None:
+                self.store_state()  # the best checkpoint holds the loop's state too, as every checkpoint does
+                if self.best.consider(self.sess, self.iteration, self.epoch, scores):
+                    print(f"kept as the best checkpoint ({self.s.keep_best} {self.best.record['value']:.4g}): "
+                          f"{os.path.join(self.s.run_dir, checkpoints.BEST_PREFIX)}", flush=True)
         except Stopped as e:
             self.checkpoint()
             return self.stopped_by(e.signum)
@@ -375,13 +383,16 @@ class Training:
         position = (self.iteration, self.epoch, self.batch)
         if self.saved_at == position:
             return
-        self.state.store(self.sess, self.iteration, self.epoch, self.batch, self.position.order, self.sample_z,
-                         self.sample_y, self.strength.state() if self.strength else None)
+        self.store_state()
         self.checkpoint_failed = True
         checkpoints.save_checkpoint(self.saver, self.sess, self.s.run_dir, self.iteration)
         self.checkpoint_failed = False
         self.saved_at = position
         self.events.flush()
+
+    def store_state(self):
+        self.state.store(self.sess, self.iteration, self.epoch, self.batch, self.position.order, self.sample_z,
+                         self.sample_y, self.strength.state() if self.strength else None)
 
     def what_is_kept(self):
         complete = checkpoints.complete_checkpoints(self.s.run_dir)

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_twin
+from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_stand_in
 
 from dcgan_mnist import cli, evaluation, settings
 from dcgan_mnist import judge as judge_module
@@ -154,7 +154,7 @@ def test_g_average_adds_the_averages_and_leaves_training_unchanged():
 
 
 def test_with_g_average_the_original_still_matches_in_lockstep(tmp_path, capsys):
-    original = write_twin(tmp_path / "original-checkout")
+    original = write_stand_in(tmp_path / "original-checkout")
     flags = ["--original", original, "--iterations", "3", "--batch-size", "6", *TINY_MODEL, "--json"]
     assert compare.main([*flags, "--g-average", "0.9"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -270,7 +270,7 @@ def test_shapes_and_compare_rebuild_the_runs_switches_from_its_directory(repaire
     assert "h4_bn" not in d_table and "h4_lrelu" not in d_table
     assert "fully connected layer (no bias); the call returns this" in d_table
 
-    original = write_twin(repaired_runs / "original-checkout")
+    original = write_stand_in(repaired_runs / "original-checkout")
     assert compare.main(["--original", original, "--checkpoint", run_dir, "--iterations", "2", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert {name: report["settings"][name] for name in ("batch_size", "dim_z", "loss", "d_output")} == {
@@ -471,7 +471,7 @@ def test_a_translate_run_is_recorded_resumes_exactly_and_changes_what_d_sees(mni
 def test_compare_builds_a_translate_run_and_names_where_it_departs(mnist_dir, tmp_path, capsys):
     assert train_main(tiny_args(mnist_dir, tmp_path, "moved", "--seed", "2", "--recipe", "repaired",
                                 "--augment", "translate", "--max-iterations", "2")) == 0
-    original = write_twin(tmp_path / "original-checkout")
+    original = write_stand_in(tmp_path / "original-checkout")
     capsys.readouterr()
     assert compare.main(["--original", original, "--checkpoint", str(tmp_path / "moved"), "--iterations", "2",
                          "--json"]) == 1

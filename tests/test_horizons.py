@@ -229,3 +229,15 @@ def test_a_damaged_best_record_is_named(mnist_dir, tmp_path, capsys, quick_judge
 
 def test_a_run_from_an_older_version_keeps_no_best_until_asked():
     assert Settings.__dataclass_fields__["keep_best"].metadata["before_it_existed"] == "none"
+
+
+def test_plot_draws_p_beside_the_scores_of_an_adaptive_run(mnist_dir, tmp_path, capsys, quick_judge):
+    from PIL import Image
+
+    from dcgan_mnist.tools import plot
+    assert train_main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "6", "--max-iterations", "30", *RECIPE, *FAST,
+                                "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges"))) == 0
+    assert plot.main([str(tmp_path / "run"), "--out", str(tmp_path / "curves.png")]) == 0
+    assert Image.open(tmp_path / "curves.png").size == (1650, 420)
+    strength = plot.read_strength(str(tmp_path / "run"))
+    assert [i for i, _ in strength] == list(range(30)) and max(p for _, p in strength) > 0

@@ -11,7 +11,7 @@ import os
 from PIL import Image
 
 from .. import cli
-from ..run import EVAL_FILE
+from ..run import EVAL_FILE, METRICS_FILE
 from ..util import ensure_dir, picture_format, save_picture
 
 # Judge accuracy counts as degraded when it falls further than this below the best score before it (issue 26).
@@ -101,20 +101,46 @@ def describe(label, s):
             f"{with_decimals(s['last_frechet'], 2)}")
 
 
+def read_strength(run_dir):
+    """--augment adaptive's p over the run from its metrics.jsonl ([(iteration, p)]), or [] for a run without it."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    found = []
+    try:
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                if '"augment_p"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                    found.append((int(record["iteration"]), float(record["augment_p"])))
+                except (ValueError, KeyError, TypeError):
+                    raise cli.CommandError(f"{path}, line {number}, is not a metrics line of train.py") from None
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise cli.CommandError(f"could not read {path}: {e.strerror or e}") from None
+    return found
+
+
 def draw(runs, path):
     """Two panels over the iteration: judge accuracy, and the Frechet distance on a log scale (it falls from
-    hundreds to a few). Drawn with matplotlib's Agg canvas, no pyplot state, and written by save_picture."""
+    hundreds to a few); a third with the augmentation strength p where a run was trained with --augment adaptive.
+    Drawn with matplotlib's Agg canvas, no pyplot state, and written by save_picture."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+    adaptive = any(strength for _, _, strength in runs)
+    figure = Figure(figsize=(16.5 if adaptive else 11, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    accuracy, frechet = figure.subplots(1, 2)
-    for label, scores in runs:
+    panels = figure.subplots(1, 3 if adaptive else 2)
+    accuracy, frechet = panels[:2]
+    for label, scores, strength in runs:
         x = [s["iteration"] for s in scores]
         line, = accuracy.plot(x, [s["judge_accuracy"] for s in scores], label=label)
         frechet.plot(x, [s["frechet"] for s in scores], color=line.get_color(), label=label)
-    references = [s for _, scores in runs for s in scores[-1:]]
+        if strength:
+            panels[2].plot(*zip(*strength), color=line.get_color(), label=label)
+    references = [s for _, scores, _ in runs for s in scores[-1:]]
     real_accuracy = {s["real_judge_accuracy"] for s in references} - {None}
     real_frechet = {s["real_frechet"] for s in references} - {None}
     if len(real_accuracy) == 1:
@@ -123,7 +149,10 @@ def draw(runs, path):
         frechet.axhline(*real_frechet, color="grey", linestyle=":", label="the real training images")
     accuracy.set(xlabel="iteration", ylabel="judge accuracy of the generated digits", ylim=(None, 1.0))
     frechet.set(xlabel="iteration", ylabel="Frechet distance to the test images", yscale="log")
-    for axes in (accuracy, frechet):
+    if adaptive:
+        panels[2].set(xlabel="iteration", ylabel="--augment adaptive: p, the chance D sees an image moved",
+                      ylim=(0, 1))
+    for axes in panels:
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize="small")
     png = io.BytesIO()
@@ -143,14 +172,15 @@ def plot(argv):
         picture_format(args.out)
     except ValueError as e:
         parser.error(f"--out {args.out!r}: {e}")
-    runs = [(label, read_scores(run_dir)) for label, run_dir in zip(args.label or args.runs, args.runs)]
+    runs = [(label, read_scores(run_dir), read_strength(run_dir))
+            for label, run_dir in zip(args.label or args.runs, args.runs)]
     ensure_dir(os.path.dirname(os.path.abspath(args.out)), "--out folder")
     try:
         draw(runs, args.out)
     except OSError as e:
         raise cli.CommandError(f"could not write --out {args.out!r}: {e.strerror or e}") from None
     summaries = [{"run": run_dir, "label": label, **summary(scores)}
-                 for run_dir, (label, scores) in zip(args.runs, runs)]
+                 for run_dir, (label, scores, _) in zip(args.runs, runs)]
     if args.json:
         print(cli.dumps({"out": args.out, "runs": summaries}))
     else:

@@ -36,13 +36,11 @@ import time
 import numpy as np
 
 from .cli import CommandError
+from .files import DATA_FILE, SETTINGS_FILE, load_settings, read_data_record
 from .load import FILES, DataError, find_file, read_bytes
 from .model import DCGAN, DIM_Y, tf
-from .settings import Settings
 from .util import write_whole
 
-SETTINGS_FILE = "settings.json"
-DATA_FILE = "data.json"
 LOCK_FILE = ".writer.lock"
 ABANDONED_SUBDIR = "abandoned"
 # What a run writes besides its checkpoints: an attempt that died before its first checkpoint leaves these.
@@ -76,15 +74,6 @@ def iteration_of(prefix):
 def save_settings(settings, run_dir):
     """Write settings.json whole or not at all (a full disk never leaves half a file)."""
     write_atomically(os.path.join(run_dir, SETTINGS_FILE), settings.to_json())
-
-
-def load_settings(run_dir, flag):
-    """The run's Settings, every field checked (``Settings.from_file``)."""
-    path = os.path.join(run_dir, SETTINGS_FILE)
-    if not os.path.isfile(path):
-        raise CommandError(f"{flag} {run_dir!r}: no {SETTINGS_FILE} there; expected a run directory written by "
-                           f"train.py")
-    return Settings.from_file(path)
 
 
 def write_atomically(path, text):
@@ -225,21 +214,20 @@ def record_data(run_dir, directory):
                                 indent=2, sort_keys=True) + "\n")
 
 
-def check_data(run_dir, directory, flag, record=False):
-    """Refuse data in ``directory`` that is not what the run trained on (data.json). A run written before data.json
-    existed is not checked; with ``record`` (its writer resuming it) it gets one now."""
-    path = os.path.join(run_dir, DATA_FILE)
-    if not os.path.exists(path):
+def check_data(run_dir, directory, flag, record=False, accept_damaged=False):
+    """Refuse data in ``directory`` that is not what the run trained on (data.json, ``files.read_data_record``).
+    With ``accept_damaged`` a missing or damaged data.json is not checked; with ``record`` too (its writer resuming
+    it) it is written anew."""
+    going_on = f"takes the data in {directory} as the run's and records it anew" if record else \
+        f"goes on without checking the data in {directory}"
+    recorded = read_data_record(run_dir, flag, accept_damaged, going_on)
+    if recorded is None:
         if record:
             record_data(run_dir, directory)
         return
-    try:
-        with open(path) as f:
-            recorded = json.load(f)["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CommandError(f"{path} cannot be read ({e}); it records the run's data, so it cannot be checked")
+    path = os.path.join(run_dir, DATA_FILE)
     now = data_fingerprint(directory)
-    differ = [name for name in FILES if recorded.get(name) != now[name]]
+    differ = [name for name in FILES if recorded["sha256"][name] != now[name]]
     if differ:
         raise CommandError(f"{flag}: the data in {directory} is not the data {run_dir} was trained on: "
                            f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from {path}; pass "
@@ -349,10 +337,13 @@ class Run:
                 raise CommandError(f"{self.checkpoint} was removed by the training process (PID "
                                    f"{writer_pid(self.run_dir)}) while it was read; pass the run directory "
                                    f"{self.run_dir} to read its newest checkpoint") from None
-            older = [p for p in complete_checkpoints(self.run_dir) if iteration_of(p) < self.iteration]
-            offer = f"; an older complete checkpoint is {older[-1]}: pass it as {self.flag} {older[-1]}" if older \
-                else ""
-            raise CommandError(f"checkpoint {self.checkpoint} cannot be read ({first_line(e)}){offer}") from None
+            raise self.unreadable(e) from None
+
+    def unreadable(self, error):
+        """The error of a damaged checkpoint, offering the run's newest older complete one instead."""
+        older = [p for p in complete_checkpoints(self.run_dir) if iteration_of(p) < self.iteration]
+        offer = f"; an older complete checkpoint is {older[-1]}: pass it as {self.flag} {older[-1]}" if older else ""
+        return CommandError(f"checkpoint {self.checkpoint} cannot be read ({first_line(error)}){offer}")
 
 
 def new_saver(run_dir, keep):

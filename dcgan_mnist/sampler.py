@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import run
+from .cli import CommandError
 from .graph import session_config
 from .model import DIM_Y, tf
 from .util import OneHot
@@ -19,6 +20,9 @@ class TrainedGenerator:
     def __init__(self, path, threads=0, flag="--checkpoint", latest=False):
         self.run = run.Run(path, flag)
         self.settings = self.run.settings
+        if latest and not self.settings.g_average:
+            raise CommandError(f"--latest-weights: {self.run.run_dir} was trained without --g-average, so it has only "
+                               f"G's latest weights, which it draws with anyway; leave --latest-weights out")
         self.checkpoint = self.run.checkpoint
         self.dim_z = self.settings.dim_z
         self.graph = tf.Graph()

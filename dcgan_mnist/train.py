@@ -18,11 +18,10 @@ from . import cli, run
 from .augment import AdaptiveStrength
 from .batches import batches_per_epoch, prepare_batch
 from .cli import CommandError
-from .files import EVAL_FILE
 from .graph import LOSS_SCALE_VARIABLE, TrainingGraph, session_config, warn_without_native_bfloat16
 from .load import DataError, mnist_with_valid_set, resolve_data_dir
 from .model import DIM_Y, tf
-from .records import Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
+from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_compact, print_original
 from .run import WriteError
 from .settings import fresh_seed, merge_resumed, parse_train_flags
 from .util import OneHot, ensure_dir, save_visualization

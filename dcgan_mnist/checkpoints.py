@@ -21,15 +21,11 @@ import sys
 
 from .batches import rng_state, set_rng_state
 from .cli import CommandError
+from .files import ABANDONED_SUBDIR, BEST_FILE, CHECKPOINT_SUBDIR, SETTINGS_FILE, load_settings
 from .model import tf
 from .run import (
-    ABANDONED_SUBDIR,
-    BEST_FILE,
-    CHECKPOINT_SUBDIR,
-    SETTINGS_FILE,
     WriteError,
     leftover_records,
-    load_settings,
     remove_quietly,
     write_atomically,
     writer_pid,
@@ -291,10 +287,13 @@ class Run:
                 raise CommandError(f"{self.checkpoint} was removed by the training process (PID "
                                    f"{writer_pid(self.run_dir)}) while it was read; pass the run directory "
                                    f"{self.run_dir} to read its newest checkpoint") from None
-            older = [p for p in complete_checkpoints(self.run_dir) if iteration_of(p) < self.iteration]
-            offer = f"; an older complete checkpoint is {older[-1]}: pass it as {self.flag} {older[-1]}" if older \
-                else ""
-            raise CommandError(f"checkpoint {self.checkpoint} cannot be read ({first_line(e)}){offer}") from None
+            raise self.unreadable(e) from None
+
+    def unreadable(self, error):
+        """The error of a damaged checkpoint, offering the run's newest older complete one instead."""
+        older = [p for p in complete_checkpoints(self.run_dir) if iteration_of(p) < self.iteration]
+        offer = f"; an older complete checkpoint is {older[-1]}: pass it as {self.flag} {older[-1]}" if older else ""
+        return CommandError(f"checkpoint {self.checkpoint} cannot be read ({first_line(error)}){offer}")
 
 
 def new_saver(run_dir, keep):

@@ -64,8 +64,8 @@ def load_run_split(settings, options, run_dir):
     same_split = settings.seed is not None and dataset == settings.dataset and valid_size == settings.valid_size
     try:
         directory = resolve_data_dir(dataset, data_dir, download=False)
-        if same_split:
-            run.check_data(run_dir, directory, "evaluate")
+        if dataset == settings.dataset:  # whatever the split, the images are the run's
+            run.check_data(run_dir, directory, "evaluate", accept_damaged=options.accept_damaged_records)
         data = seeded_split(settings.seed, directory, valid_size)
     except DataError as e:
         raise CommandError(str(e)) from None

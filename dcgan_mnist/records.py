@@ -1,7 +1,6 @@
 """What a run writes besides checkpoints: the console lines, metrics.jsonl and TensorBoard events."""
 import contextlib
 import io
-import json
 import math
 import os
 import threading
@@ -11,9 +10,10 @@ import numpy as np
 
 from .checkpoints import write_failure
 from .cli import dumps, duration
+from .files import METRICS_FILE, lines_before
 from .graph import PRINTED
 from .model import tf
-from .run import METRICS_FILE, WriteError, write_atomically
+from .run import WriteError, write_atomically
 from .util import grid_image
 
 ADAPTIVE_RECORDS = ("augment_p", "augment_r")
@@ -42,15 +42,14 @@ class JsonLines:
     """A file of one strict-JSON object per line (a non-finite number is written as null). Each line is
     flushed when written, so a full disk is noticed at the iteration that hit it. On resume, lines of
     iterations at or past the checkpoint (and a line cut short by a crash) are dropped, so the file reads
-    as if the run had never stopped."""
+    as if the run had never stopped; a damaged line is refused unless ``accept_damaged`` (files.lines_before)."""
 
-    def __init__(self, path, resume_at=None):
+    def __init__(self, path, resume_at=None, accept_damaged=False):
         self.path = path
+        kept = None if resume_at is None else lines_before(path, resume_at, accept_damaged)
         try:
-            if resume_at is not None and os.path.exists(path):
-                with open(path) as f:
-                    kept = [line for line in f if _before(line, resume_at)]
-                write_atomically(path, "".join(kept))
+            if kept is not None:
+                write_atomically(path, kept)
             self.file = open(path, "a", buffering=1)
         except OSError as e:
             raise WriteError(f"could not write {path}: {e.strerror or e}") from None
@@ -68,18 +67,11 @@ class JsonLines:
             pass  # already reported by the write that failed
 
 
-def _before(line, iteration):
-    try:
-        return json.loads(line)["iteration"] < iteration
-    except (ValueError, KeyError, TypeError):
-        return False
-
-
 class Metrics(JsonLines):
     """metrics.jsonl: one line per iteration; its "epoch" is the epoch the iteration is in, counting from 1."""
 
-    def __init__(self, run_dir, resume_at=None):
-        super().__init__(os.path.join(run_dir, METRICS_FILE), resume_at)
+    def __init__(self, run_dir, resume_at=None, accept_damaged=False):
+        super().__init__(os.path.join(run_dir, METRICS_FILE), resume_at, accept_damaged)
 
     def iteration(self, iteration, epoch, out, seconds):
         numbers = {name: None if out.get(name) is None else float(out[name]) for name in PRINTED}

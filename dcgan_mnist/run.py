@@ -1,4 +1,4 @@
-"""The run directory: the one place its files are named, its one writer, its settings and its data.
+"""The run directory: its one writer, its settings and its data (its files are named in files.py).
 
     RUN_DIR/settings.json         every setting of the run (read back by --resume, generate, evaluate, shapes)
     RUN_DIR/data.json             where the run's data is and the SHA-256 of each of its four files
@@ -23,19 +23,11 @@ import os
 import time
 
 from .cli import CommandError
+from .files import BEST_FILE, DATA_FILE, EVAL_FILE, LOCK_FILE, METRICS_FILE, SETTINGS_FILE, read_data_record
 from .load import FILES, DataError, find_file, read_bytes
-from .settings import Settings
 from .util import write_whole
 
-SETTINGS_FILE = "settings.json"
-DATA_FILE = "data.json"
-LOCK_FILE = ".writer.lock"
-ABANDONED_SUBDIR = "abandoned"
 # What a run writes besides its checkpoints: an attempt that died before its first checkpoint leaves these.
-METRICS_FILE = "metrics.jsonl"
-EVAL_FILE = "eval.jsonl"
-BEST_FILE = "best.json"
-CHECKPOINT_SUBDIR = "checkpoints"
 RECORD_PATTERNS = (SETTINGS_FILE, DATA_FILE, METRICS_FILE, EVAL_FILE, BEST_FILE, "events.out.tfevents.*")
 EXIT_WRITE_FAILED = 4
 class WriteError(CommandError):
@@ -50,15 +42,6 @@ class WriteError(CommandError):
 def save_settings(settings, run_dir):
     """Write settings.json whole or not at all (a full disk never leaves half a file)."""
     write_atomically(os.path.join(run_dir, SETTINGS_FILE), settings.to_json())
-
-
-def load_settings(run_dir, flag):
-    """The run's Settings, every field checked (``Settings.from_file``)."""
-    path = os.path.join(run_dir, SETTINGS_FILE)
-    if not os.path.isfile(path):
-        raise CommandError(f"{flag} {run_dir!r}: no {SETTINGS_FILE} there; expected a run directory written by "
-                           f"train.py")
-    return Settings.from_file(path)
 
 
 def write_atomically(path, text):
@@ -172,23 +155,21 @@ def record_data(run_dir, directory):
                                 indent=2, sort_keys=True) + "\n")
 
 
-def check_data(run_dir, directory, flag, record=False):
-    """Refuse data in ``directory`` that is not what the run trained on (data.json). A run written before data.json
-    existed is not checked; with ``record`` (its writer resuming it) it gets one now."""
-    path = os.path.join(run_dir, DATA_FILE)
-    if not os.path.exists(path):
+def check_data(run_dir, directory, flag, record=False, accept_damaged=False):
+    """Refuse data in ``directory`` that is not what the run trained on (data.json, ``files.read_data_record``).
+    With ``accept_damaged`` a missing or damaged data.json is not checked; with ``record`` too (its writer resuming
+    it) it is written anew."""
+    going_on = f"takes the data in {directory} as the run's and records it anew" if record else \
+        f"goes on without checking the data in {directory}"
+    recorded = read_data_record(run_dir, flag, accept_damaged, going_on)
+    if recorded is None:
         if record:
             record_data(run_dir, directory)
         return
-    try:
-        with open(path) as f:
-            recorded = json.load(f)["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CommandError(f"{path} cannot be read ({e}); it records the run's data, so it cannot be checked")
+    path = os.path.join(run_dir, DATA_FILE)
     now = data_fingerprint(directory)
-    differ = [name for name in FILES if recorded.get(name) != now[name]]
+    differ = [name for name in FILES if recorded["sha256"][name] != now[name]]
     if differ:
         raise CommandError(f"{flag}: the data in {directory} is not the data {run_dir} was trained on: "
                            f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from {path}; pass "
                            f"--data-dir with the run's data")
-

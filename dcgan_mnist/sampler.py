@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import checkpoints
+from .cli import CommandError
 from .graph import model_from_settings
 from .model import DIM_Y, tf
 from .precision import session_config
@@ -20,6 +21,9 @@ class TrainedGenerator:
     def __init__(self, path, threads=0, flag="--checkpoint", latest=False):
         self.run = checkpoints.Run(path, flag)
         self.settings = self.run.settings
+        if latest and not self.settings.g_average:
+            raise CommandError(f"--latest-weights: {self.run.run_dir} was trained without --g-average, so it has only "
+                               f"G's latest weights, which it draws with anyway; leave --latest-weights out")
         self.checkpoint = self.run.checkpoint
         self.dim_z = self.settings.dim_z
         self.graph = tf.Graph()

@@ -44,6 +44,10 @@ SQUARE = Kind("a square number of 4 or more (the grid is square; batchnorm norma
 
 
 NOT_ADDED_LATER = object()
+# The most images a score draws (evaluate and ablate --samples): with their pixels as float32 and as float64 rows for
+# the nearest-neighbour search, about 10 kB each, 1 GB in all.
+MAX_SAMPLES = 100_000
+SAMPLE_BYTES = 28 * 28 * (4 + 8)
 
 
 def setting(default, kind, help, group, defines_run=False, optional=False, flag=None, metavar=None,
@@ -249,12 +253,16 @@ def same_as(name):
 class Evaluation:
     """How a trained generator is scored (evaluate, ablate): the data, judge and draws of the scores."""
     samples: int = setting(10000, Kind("2 or more (a Frechet distance needs two samples)", int, lambda v: v >= 2),
-                           "generated images; NNC and NND are reported at 1000 and at this many", "scores")
+                           f"generated images, at most {MAX_SAMPLES:,} (each takes about 10 kB while it is scored); "
+                           "NNC and NND are reported at 1000 and at this many", "scores")
     seed: int = setting(0, SEED, "seed of the evaluation's own draws: z, labels, real subsets", "scores")
     judge_dir: str = same_as("judge_dir")
     threads: int = same_as("threads")
     latest_weights: bool = setting(False, SWITCH, "for a run trained with --g-average: use G's latest weights "
                                    "instead of their average, to see what the average changes", "scores")
+    accept_damaged_records: bool = setting(False, SWITCH, "go on when the run's data.json (which data it was trained "
+                                           "on) is missing or damaged: the data is then not checked, and a warning "
+                                           "says so", "scores")
     # None: the run's own.
     dataset: str = setting(None, choice(*DATASETS), "override the run's data set", "scores", optional=True)
     data_dir: str = setting(None, TEXT, "override the run's data folder", "scores", optional=True)
@@ -263,6 +271,13 @@ class Evaluation:
 
     def __post_init__(self):
         check_fields(self)
+
+
+def check_samples(samples):
+    """Refuse --samples past MAX_SAMPLES, saying the memory it would take, before anything is loaded."""
+    if samples > MAX_SAMPLES:
+        raise CommandError(f"--samples {samples:,} would hold {samples * SAMPLE_BYTES / 1e9:,.1f} GB of images while "
+                           f"they are scored; the limit is {MAX_SAMPLES:,}")
 
 
 def check_fields(settings):
@@ -348,6 +363,12 @@ def build_parser():
                                help="with --resume from a checkpoint older than the run's newest: continue from it, "
                                     "moving the newer checkpoints into RUN_DIR/abandoned/ (without --fork that is "
                                     "refused, so no history is dropped by mistake)")
+            flags.add_argument("--accept-damaged-records", action="store_true",
+                               help="with --resume: go on when the run's data.json is missing or damaged (the data "
+                                    "given is taken as the run's and recorded anew), or a line of metrics.jsonl or "
+                                    "eval.jsonl is damaged (it is dropped), or metrics.jsonl is missing (a new one "
+                                    "starts at the checkpoint); each is named in a warning. Without it --resume "
+                                    "refuses them, so no record is lost or re-made by mistake")
     return p
 
 
@@ -385,7 +406,7 @@ def parse_train_flags(argv=None):
     """(settings, the parsed flags, the names of the settings given) of ``python train.py ARGV``. A run_dir of
     None is the default runs/<timestamp>, made when the run starts."""
     namespace = build_parser().parse_args(argv)
-    given = given_flags(build_parser(), argv) - {"resume", "fork"}
+    given = given_flags(build_parser(), argv) - {"resume", "fork", "accept_damaged_records"}
     return settings_from(namespace), namespace, given
 
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from . import checkpoints, cli, run
+from . import checkpoints, cli, files, run
 from .augment import AdaptiveStrength
 from .batches import Position, batches_per_epoch, prepare_batch
 from .cli import CommandError
@@ -39,22 +39,24 @@ def train_command(argv):
     if flags.resume is None:
         if flags.fork:
             raise CommandError("--fork goes with --resume RUN_DIR/checkpoints/ckpt-N")
+        if flags.accept_damaged_records:
+            raise CommandError("--accept-damaged-records goes with --resume RUN_DIR: a new run has no records yet")
         return train(settings)
     if "run_dir" in given:
         raise CommandError("--run-dir cannot be combined with --resume: a resumed run stays in its own directory")
     settings, checkpoint = resume_settings(flags.resume, {name: getattr(settings, name) for name in given})
-    return train(settings, checkpoint, fork=flags.fork)
+    return train(settings, checkpoint, fork=flags.fork, accept_damaged=flags.accept_damaged_records)
 
 
 def resume_settings(path, given):
     """--resume ``path``: the run's own settings, with the settings ``given`` now (a dict) in place of its own
     (those that define the run must agree), and the checkpoint to continue from."""
     run_dir, checkpoint = checkpoints.find_checkpoint(path, "--resume")
-    saved = run.load_settings(run_dir, "--resume")
+    saved = files.load_settings(run_dir, "--resume")
     if saved.seed is None:
         raise CommandError(f"--resume {path!r}: the run was started without a seed by an older version, so "
                            f"its train/validation split cannot be drawn again and it cannot continue exactly")
-    settings = merge_resumed(saved, given, os.path.join(run_dir, run.SETTINGS_FILE))
+    settings = merge_resumed(saved, given, os.path.join(run_dir, files.SETTINGS_FILE))
     return settings.replace(run_dir=run_dir), checkpoint
 
 
@@ -88,14 +90,15 @@ class Signals:
             signal.signal(sig, handler)
 
 
-def train(s, checkpoint=None, fork=False):
+def train(s, checkpoint=None, fork=False, accept_damaged=False):
     """Train the run of Settings ``s`` (from ``checkpoint`` on, when given; ``fork``: also when newer checkpoints
-    exist, which are moved aside) in a graph of its own; returns the exit status (0: done)."""
+    exist, which are moved aside; ``accept_damaged``: also when its records are missing or damaged, see files.py)
+    in a graph of its own; returns the exit status (0: done)."""
     s.check_combination()
     signals = Signals()
     try:
         with tf.Graph().as_default():
-            return train_in_graph(s, checkpoint, fork, signals)
+            return train_in_graph(s, checkpoint, fork, signals, accept_damaged)
     except Stopped as e:
         print(f"stopped by signal {e.signum} while starting; nothing was trained", file=sys.stderr)
         return 128 + e.signum
@@ -103,7 +106,7 @@ def train(s, checkpoint=None, fork=False):
         signals.release()
 
 
-def train_in_graph(s, checkpoint, fork, signals):
+def train_in_graph(s, checkpoint, fork, signals, accept_damaged):
     """The original loop: D at even iterations, G at odd ones, a sample grid every ``step`` iterations."""
     created = []
     if s.run_dir is None:
@@ -119,7 +122,7 @@ def train_in_graph(s, checkpoint, fork, signals):
             checkpoints.claim_for_fresh_run(s.run_dir, resume_command(s.run_dir))
         else:
             continue_one_history(s.run_dir, checkpoint, fork)
-        t = Training(s, resuming=checkpoint is not None)
+        t = Training(s, resuming=checkpoint is not None, accept_damaged=accept_damaged)
         if checkpoint:
             t.resume(checkpoint)
         else:
@@ -180,7 +183,7 @@ def continue_one_history(run_dir, checkpoint, fork):
     if newer and not fork:
         raise CommandError(f"{checkpoint} is older than the run's newest checkpoint {newer[-1]}; continuing from it "
                            f"abandons what came after. Add --fork to do so (the newer checkpoints are moved into "
-                           f"{os.path.join(run_dir, run.ABANDONED_SUBDIR)}), or resume the run directory itself")
+                           f"{os.path.join(run_dir, files.ABANDONED_SUBDIR)}), or resume the run directory itself")
     if newer:
         checkpoints.abandon_newer_checkpoints(run_dir, checkpoint)
 
@@ -188,8 +191,8 @@ def continue_one_history(run_dir, checkpoint, fork):
 def remove_quietly_made(path):
     """Remove the folder ``path`` this start made, with what the start left in it (the lock, an empty
     checkpoints folder)."""
-    run.remove_quietly(os.path.join(path, run.LOCK_FILE))
-    for folder in (os.path.join(path, run.CHECKPOINT_SUBDIR), path):
+    run.remove_quietly(os.path.join(path, files.LOCK_FILE))
+    for folder in (os.path.join(path, files.CHECKPOINT_SUBDIR), path):
         try:
             os.rmdir(folder)
         except OSError:
@@ -203,7 +206,7 @@ def resume_command(run_dir):
 class Training:
     """The data, graph, session and loop position of one run, and each piece of the loop."""
 
-    def __init__(self, s, resuming):
+    def __init__(self, s, resuming, accept_damaged=False):
         # The original's first random draw is the train/validation split; an unseeded run draws a seed
         # first, so that a resume (which seeds again) gets the same split.
         if s.seed is None:
@@ -214,13 +217,13 @@ class Training:
             # A resumed run never downloads: its data is the files it recorded.
             directory = resolve_data_dir(s.dataset, s.data_dir, download=s.download and not resuming)
             if resuming:
-                run.check_data(s.run_dir, directory, "--resume", record=True)
+                run.check_data(s.run_dir, directory, "--resume", record=True, accept_damaged=accept_damaged)
             self.data = seeded_split(s.seed, directory, s.valid_size)
         except DataError as e:
             raise CommandError(str(e)) from None
         # Recorded as absolute paths, so the run finds its data and grids from any folder, also after a move.
         self.s = s = s.replace(data_dir=os.path.abspath(directory), vis_dir=os.path.abspath(s.vis_dir))
-        self.resuming = resuming
+        self.resuming, self.accept_damaged = resuming, accept_damaged
         self.trX, self.trY = self.data.trX, self.data.trY
         self.n_batches = batches_per_epoch(len(self.trY), s.batch_size)
         if self.n_batches == 0:
@@ -283,15 +286,16 @@ class Training:
     def open_records(self):
         resumed = self.resuming
         resume_at = self.iteration if resumed else None
-        run.save_settings(self.s, self.s.run_dir)
-        if not resumed:
-            run.record_data(self.s.run_dir, self.s.data_dir)
-        self.metrics = Metrics(self.s.run_dir, resume_at)
+        # The records first: a resume that refuses a damaged one has changed nothing else.
+        self.metrics = Metrics(self.s.run_dir, resume_at, self.accept_damaged)
         # An epoch's scores are written after the checkpoint of its last iteration: a run stopped between the
         # two scores that epoch again when it resumes, so the line of that epoch goes.
         scored_at = resume_at - 1 if resumed and self.batch == self.n_batches else resume_at
-        self.eval_log = JsonLines(os.path.join(self.s.run_dir, run.EVAL_FILE), scored_at) if self.s.eval_every_epoch \
-            else None
+        self.eval_log = JsonLines(os.path.join(self.s.run_dir, files.EVAL_FILE), scored_at, self.accept_damaged) \
+            if self.s.eval_every_epoch else None
+        run.save_settings(self.s, self.s.run_dir)
+        if not resumed:
+            run.record_data(self.s.run_dir, self.s.data_dir)
         self.events = Events(self.s.run_dir, self.sess.graph, resume_at)
 
     # ---- one iteration ----

@@ -103,13 +103,15 @@ def test_a_missing_field_is_refused_not_filled_with_todays_default(trained, tmp_
 
 
 def test_a_field_added_later_takes_the_one_value_older_runs_had(trained, tmp_path):
-    assert ADDED_LATER == ["augment", "augment_target", "augment_speed", "precision"]
+    assert ADDED_LATER == ["keep_best", "augment", "augment_target", "augment_speed", "precision"]
     run_dir, path = corrupted_copy(trained, tmp_path, lambda values: [values.pop(name) for name in ADDED_LATER])
     loaded = Settings.from_file(str(path))
     # The only arithmetic before --precision existed, and the only images D saw before --augment.
     assert (loaded.precision, loaded.augment) == ("fp32", "none")
     # --augment adaptive's own settings came with it; a run before them had none of its own.
     assert (loaded.augment_target, loaded.augment_speed) == (Settings().augment_target, Settings().augment_speed)
+    # Runs before --keep-best kept no best checkpoint.
+    assert loaded.keep_best == "none"
     assert train_main(["--resume", str(run_dir), "--max-iterations", "3"]) == 0
 
 

@@ -27,19 +27,20 @@ same flags: stored scores are kept and runs resume from their latest checkpoint.
 given to another worker by Dask; one that failed is tried again (RETRIES).
 """
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import fcntl
 import hashlib
-import json
 import os
+import socket
 import statistics
 import sys
 import time
 
 import numpy as np
 
-from .. import checkpoints, cli, run
+from .. import checkpoints, cli, files, run
 from ..batches import endless_batches, synthetic_data
 from ..cli import POSITIVE_INT, CommandError, duration
 from ..evaluation import evaluate_run, judge_for
@@ -48,7 +49,17 @@ from ..load import DataError, resolve_data_dir
 from ..metrics import flat_scores, nearest_neighbours, set_sizes
 from ..model import DIM_Y, tf
 from ..records import Events
-from ..settings import MODEL_WIDTHS, RUN_DEFINING, SEED, Evaluation, Settings, add_flags, flag, resolve_switches
+from ..settings import (
+    MODEL_WIDTHS,
+    RUN_DEFINING,
+    SEED,
+    Evaluation,
+    Settings,
+    add_flags,
+    check_samples,
+    flag,
+    resolve_switches,
+)
 from ..train import EXIT_NOT_FINITE, resume_settings, train
 from ..util import OneHot, ensure_dir
 from .ablate_report import final_grids, grid_picture, scores_of, table
@@ -74,7 +85,7 @@ DEFAULT_VARIANTS = [name for name, changes in VARIANTS.items() if not {"precisio
 # The training settings an ablation sets for all its runs; those that define a run must agree between two
 # invocations into one --out, as must the scores' size and interval.
 SHARED_SETTINGS = ("dataset", "data_dir", "valid_size", "batch_size", *MODEL_WIDTHS, "judge_dir", "threads")
-RECORD_FILE = "ablation.json"
+RECORD_FILE = files.ABLATION_FILE
 TABLE_FILE = "ablation.md"
 GRIDS_FILE = "grids.png"
 # Flags that make scores comparable: a second invocation into the same --out must repeat them.
@@ -86,6 +97,8 @@ RETRIES = 2
 PROBE_ITERATIONS = 4
 PROBE_QUERIES, PROBE_REFERENCES = 500, 1000
 WRITER_POLL_SECONDS = 2
+# How --scheduler may be written: tcp://HOST:PORT (the default when no scheme is given) or tls://HOST:PORT.
+SCHEDULER_SCHEMES = ("tcp", "tls")
 
 
 def variant_flags(variant):
@@ -111,6 +124,15 @@ def seed_list(text):
     return seeds
 
 
+def scheduler_address(text):
+    """--scheduler's ADDRESS, refused unless it has one of SCHEDULER_SCHEMES (or none: tcp)."""
+    scheme, separator, _ = text.rpartition("://")
+    if separator and scheme not in SCHEDULER_SCHEMES:
+        raise argparse.ArgumentTypeError(f"{text!r} has the scheme {scheme!r}; a Dask scheduler's address is "
+                                         f"tcp://HOST:PORT or tls://HOST:PORT")
+    return text
+
+
 def build_parser():
     p = cli.parser("python -m dcgan_mnist ablate",
                    "Train every variant (the original, each fix alone, the repaired recipe) for each seed, score "
@@ -132,11 +154,14 @@ def build_parser():
     engine = p.add_mutually_exclusive_group()
     engine.add_argument("--jobs", type=POSITIVE_INT.parse, default=1,
                         help="worker processes on this machine, each training or scoring one run at a time")
-    engine.add_argument("--scheduler", metavar="ADDRESS",
+    engine.add_argument("--scheduler", metavar="ADDRESS", type=scheduler_address,
                         help="use the workers of this running Dask scheduler (tcp://HOST:PORT; started with `dask "
                              "scheduler`, workers with `dask worker ADDRESS --nthreads 1`) instead of --jobs. The "
                              "workers write the run directories into --out and read --data-dir and --judge-dir, so "
                              "these must be on a file system every worker sees at the same path")
+    p.add_argument("--connect-timeout", type=cli.POSITIVE_FLOAT.parse, default=10.0, metavar="SECONDS",
+                   help="with --scheduler: how long the scheduler has to answer; one that does not, or that is not a "
+                        "Dask scheduler, stops the ablation with an error naming its address")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan, its estimated time and disk, and stop before training")
     add_flags(p, SHARED_SETTINGS,
@@ -149,6 +174,7 @@ def build_parser():
 
 def parse_args(argv):
     args = build_parser().parse_args(argv)
+    check_samples(args.samples)
     # Workers may run in other folders (--scheduler): every path they are given is absolute.
     args.out = os.path.abspath(args.out)
     for name in ("data_dir", "judge_dir"):
@@ -189,8 +215,7 @@ def iterations_done(run_dir):
 
 def metrics(run_dir):
     """The run's metrics.jsonl records, one per iteration done."""
-    with open(os.path.join(run_dir, run.METRICS_FILE)) as f:
-        return [json.loads(line) for line in f]
+    return files.read_metrics(run_dir)
 
 
 # ---- the tasks, run by the workers ----
@@ -275,7 +300,7 @@ def score_chunk(spec, budget, samples, judge_dir, chunk, judge_ready):
     if "stopped" in chunk:
         return None
     started = time.perf_counter()
-    settings = run.load_settings(spec.run_dir, "--out")
+    settings = files.load_settings(spec.run_dir, "--out")
     choices = [False, True] if settings.g_average > 0 else [False]
     checkpoint = os.path.join(checkpoints.checkpoint_dir(spec.run_dir), f"{checkpoints.PREFIX}-{budget}")
     reports = evaluate_run(checkpoint, Evaluation(samples=samples, judge_dir=judge_dir, threads=settings.threads),
@@ -335,7 +360,7 @@ class Record:
     def __init__(self, out, args):
         self.path = os.path.join(out, RECORD_FILE)
         fixed = {name: getattr(args, name) for name in FIXED}
-        self.data = self.read() or {"settings": fixed, "variants": {}, "runs": {}}
+        self.data = files.read_ablation(out) or {"settings": fixed, "variants": {}, "runs": {}}
         stored = self.data["settings"]
         changed = [f"{flag(name)} {stored.get(name)!r} (now {value!r})"
                    for name, value in fixed.items() if stored.get(name) != value]
@@ -343,20 +368,6 @@ class Record:
             raise CommandError(f"{out} holds an ablation run with {', '.join(changed)}; its scores are only "
                                f"comparable with the same flags: repeat them or use another --out")
         self.data["variants"].update({name: variant_flags(name) for name in args.variants})
-
-    def read(self):
-        """The file's data; None when there is no file yet."""
-        if not os.path.exists(self.path):
-            return None
-        try:
-            with open(self.path) as f:
-                data = json.load(f)
-            missing = [key for key in ("settings", "variants", "runs") if key not in data]
-            if missing:
-                raise ValueError(f"no {', '.join(missing)}")
-        except (OSError, ValueError, TypeError) as e:
-            raise CommandError(f"{self.path} cannot be read ({e}); move it away to start the ablation again")
-        return data
 
     def entry(self, variant, seed):
         return self.data["runs"].setdefault(run_name(variant, seed), {
@@ -473,8 +484,9 @@ def engine(args, threads):
             say(f"{args.jobs} local worker process{'es' if args.jobs > 1 else ''}, {tensorflow_threads}")
             yield client
         return
+    check_scheduler(args.scheduler, args.connect_timeout)
     try:
-        client = distributed.Client(args.scheduler)
+        client = distributed.Client(args.scheduler, timeout=args.connect_timeout)
     except OSError as e:
         raise CommandError(f"--scheduler {args.scheduler}: {e}") from None
     with client:
@@ -484,6 +496,50 @@ def engine(args, threads):
         say(f"{cli.counted(len(client.nthreads()), 'worker')} of {args.scheduler}, "
             f"{cli.counted(sum(client.nthreads().values()), 'thread')} in all, {tensorflow_threads}")
         yield client
+
+
+def check_scheduler(address, timeout):
+    """Refuse ``address`` unless a Dask scheduler answers there within ``timeout`` seconds. distributed's own
+    Client waits for a peer's first answer without a limit, and reads whatever a peer that is not Dask sends as
+    its frames (an HTTP server's answer as a length of exabytes)."""
+    import distributed
+
+    try:
+        host, port = distributed.comm.parse_host_port(distributed.comm.parse_address(address)[1])
+    except ValueError as e:
+        raise CommandError(f"--scheduler {address!r} is not an address HOST:PORT ({e})") from None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as e:
+        raise CommandError(f"--scheduler {address}: no host {host!r} ({e.strerror})") from None
+    except TimeoutError:
+        raise CommandError(f"--scheduler {address} did not answer within {timeout:g} s (--connect-timeout)") from None
+    except OSError as e:
+        raise CommandError(f"--scheduler {address}: nothing answers there ({e.strerror}); is its `dask scheduler` "
+                           f"running?") from None
+
+    async def identity():
+        comm = await distributed.comm.connect(address, timeout=timeout,
+                                              **distributed.Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        answer = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except TimeoutError:
+        raise CommandError(f"--scheduler {address} did not answer as a Dask scheduler within {timeout:g} s "
+                           f"(--connect-timeout): something took the connection, but it is not a Dask scheduler, or "
+                           f"not one that answers") from None
+    except Exception as e:  # what a peer that is not Dask makes distributed's reader raise: any error at all
+        raise CommandError(f"--scheduler {address} is not a Dask scheduler: its answer is not Dask's "
+                           f"({type(e).__name__})") from None
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind != "Scheduler":
+        raise CommandError(f"--scheduler {address} is not a Dask scheduler"
+                           + (f" but a Dask {kind}" if isinstance(kind, str) else ""))
 
 
 class Ablation:

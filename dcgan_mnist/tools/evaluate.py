@@ -4,7 +4,7 @@ from .. import cli
 from ..cli import dumps, parser, run_command
 from ..evaluation import evaluate_run
 from ..model import DIM_Y
-from ..settings import add_checkpoint_flag, describe_switches, evaluation_flags, evaluation_from
+from ..settings import add_checkpoint_flag, check_samples, describe_switches, evaluation_flags, evaluation_from
 
 
 def build_parser():
@@ -60,6 +60,7 @@ def table(report):
 
 def command(argv):
     args = build_parser().parse_args(argv)
+    check_samples(args.samples)
     report = evaluate_run(args.checkpoint, evaluation_from(args))[0]
     print(dumps(report, indent=2) if args.json else table(report))
     return 0

@@ -15,9 +15,16 @@ from PIL import Image
 
 from .. import cli
 from ..cli import POSITIVE_INT, parser
+from ..files import read_data_record
 from ..sampler import TrainedGenerator, draw_in_mixed_batches
 from ..settings import Evaluation, add_checkpoint_flag, add_flags, fresh_seed
 from ..util import ensure_dir, grid_image, picture_format, save_arrays, save_picture
+
+# The grid is drawn as float64 RGB before it is enlarged, and the picture is held as 8-bit RGB: these keep both
+# under a few hundred MB, far past any grid one looks at (the default is 20 x 10 digits at --scale 3).
+MAX_PER_DIGIT = 1000
+MAX_PIXELS = 100_000_000
+DIGIT_SIDE = 28
 
 
 def parse_digits(text):
@@ -50,22 +57,39 @@ def build_parser():
     p.add_argument("--digits", type=parse_digits, default="0-9",
                    help="which digits, one row each, in this order: e.g. 0-9, 3, 1,4,7 or 2-5,8; no repeats")
     p.add_argument("--per-digit", type=POSITIVE_INT.parse, default=20,
-                   help="samples per digit, the grid's columns (without --interpolate, fewer gives the first "
-                        "columns of a longer row)")
+                   help=f"samples per digit, the grid's columns, at most {MAX_PER_DIGIT:,} (without --interpolate, "
+                        f"fewer gives the first columns of a longer row)")
     add_flags(p, ["seed"], seed={"help": "seed of the z draws (default: a fresh one, printed so the grid can be "
                                          "drawn again)"})
     p.add_argument("--interpolate", action="store_true",
                    help="each row walks z in a straight line from one random point to another across the "
                         "columns; every row uses the same two points, so rows differ only by the label")
     p.add_argument("--scale", type=POSITIVE_INT.parse, default=3, metavar="N",
-                   help="enlarge the picture N times, each pixel an NxN block (28 px per digit at 1); "
-                        "--npz keeps the samples unscaled")
+                   help=f"enlarge the picture N times, each pixel an NxN block (28 px per digit at 1), up to a "
+                        f"picture of {MAX_PIXELS:,} pixels; --npz keeps the samples unscaled")
     p.add_argument("--npz", default=None, metavar="FILE",
                    help="also save the raw samples: images [N,28,28] float32 in [0,1], labels [N], z [N,dim_z]")
     p.add_argument("--out", required=True, metavar="FILE.png",
                    help="the grid picture (format from the extension; PNG keeps it lossless)")
-    add_flags(p, ["latest_weights"], source=Evaluation)
+    add_flags(p, ["latest_weights", "accept_damaged_records"], source=Evaluation, accept_damaged_records={
+        "help": "draw from the run even when its data.json (which data it was trained on) is missing or damaged; a "
+                "warning says so"})
     return p
+
+
+def check_size(args):
+    """Refuse a grid whose samples or picture would not fit in memory, saying what it would take."""
+    n_rows, n_cols = len(args.digits), args.per_digit
+    if n_cols > MAX_PER_DIGIT:
+        samples = n_rows * n_cols
+        raise cli.CommandError(f"--per-digit {n_cols:,} would draw {samples:,} samples ("
+                               f"{samples * DIGIT_SIDE ** 2 * 4 / 1e9:,.1f} GB of images); the limit is "
+                               f"{MAX_PER_DIGIT:,} per digit")
+    width, height = DIGIT_SIDE * n_cols * args.scale, DIGIT_SIDE * n_rows * args.scale
+    if width * height > MAX_PIXELS:
+        raise cli.CommandError(f"--scale {args.scale:,} would make a {width:,} x {height:,} picture "
+                               f"({width * height * 3 / 1e9:,.1f} GB as RGB) of {n_rows} x {n_cols} digits; the limit "
+                               f"is {MAX_PIXELS:,} pixels: lower --scale or --per-digit")
 
 
 def digit_z(seed, digit, n, dim_z):
@@ -131,16 +155,20 @@ def generate_command(argv):
     args = parser.parse_args(argv)
     if args.interpolate and args.per_digit < 2:
         parser.error(f"--interpolate needs --per-digit of 2 or more (start and end), got {args.per_digit}")
+    check_size(args)
     check_outputs(args, parser)
     seed = args.seed if args.seed is not None else fresh_seed()
 
     generator = TrainedGenerator(args.checkpoint, latest=args.latest_weights)
-    n_rows, n_cols = len(args.digits), args.per_digit
-    z_of = grid_z(seed, generator.dim_z, n_cols, args.interpolate)
-    labels = np.repeat(args.digits, n_cols)
-    Z = z_of(labels, np.tile(np.arange(n_cols), n_rows))
-    images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings.visualize_dim, fill=z_of)
-    generator.close()
+    try:
+        read_data_record(generator.run.run_dir, "generate", args.accept_damaged_records, "draws from the run anyway")
+        n_rows, n_cols = len(args.digits), args.per_digit
+        z_of = grid_z(seed, generator.dim_z, n_cols, args.interpolate)
+        labels = np.repeat(args.digits, n_cols)
+        Z = z_of(labels, np.tile(np.arange(n_cols), n_rows))
+        images = draw_in_mixed_batches(generator.sample, Z, labels, generator.settings.visualize_dim, fill=z_of)
+    finally:
+        generator.close()
 
     picture = grid_image(images, (n_rows, n_cols))
     picture = picture.resize((picture.width * args.scale, picture.height * args.scale), Image.NEAREST)

@@ -140,28 +140,45 @@ def new_variables(tf, build):
 def continue_tf1_run(trained, iterations, directory):
     """``train.py --resume`` the checkpoint of Run ``trained`` for ``iterations`` more, in a copy of the run
     directory (whose settings.json sends its sample grids to the copy and scores nothing): the run is not touched."""
-    from .. import checkpoints, run
+    from .. import checkpoints, files, run
+    from ..files import ACCEPT_DAMAGED
     from ..train import main as train_main
 
+    check_readable(trained)  # here, where the run's older checkpoints can be offered; the copy has only this one
     copy = os.path.join(directory, "run")
     os.makedirs(checkpoints.checkpoint_dir(copy))
     for path in checkpoints.checkpoint_files(trained.checkpoint):
         shutil.copy(path, checkpoints.checkpoint_dir(copy))
-    if os.path.exists(os.path.join(trained.run_dir, run.DATA_FILE)):
-        shutil.copy(os.path.join(trained.run_dir, run.DATA_FILE), copy)
+    if os.path.exists(os.path.join(trained.run_dir, files.DATA_FILE)):
+        shutil.copy(os.path.join(trained.run_dir, files.DATA_FILE), copy)
     run.save_settings(trained.settings.replace(vis_dir=os.path.join(directory, "vis"), eval_every_epoch=False), copy)
     start = trained.iteration
     copied = os.path.join(checkpoints.checkpoint_dir(copy), os.path.basename(trained.checkpoint))
     with contextlib.redirect_stdout(sys.stderr):  # the original's six lines per iteration
-        status = train_main(["--resume", copied, "--max-iterations", str(start + iterations)])
+        # The copy has no metrics.jsonl, and no data.json when the run has none: they are not what is checked here.
+        status = train_main(["--resume", copied, "--max-iterations", str(start + iterations), ACCEPT_DAMAGED])
     if status != 0:
         raise CommandError(f"train.py --resume {copied} failed with exit status {status}")
-    with open(os.path.join(copy, run.METRICS_FILE)) as f:
+    with open(os.path.join(copy, files.METRICS_FILE)) as f:
         lines = [json.loads(line) for line in f]
     return {"run_dir": os.path.abspath(trained.run_dir), "checkpoint": os.path.abspath(trained.checkpoint),
             "iteration": start, "continued": os.path.abspath(checkpoints.complete_checkpoints(copy)[-1]),
             "trace": [{name: line[name] for name in ("iteration", "updated") + PRINTED} for line in lines
                       if line["iteration"] >= start]}
+
+
+def check_readable(trained):
+    """Read every tensor of Run ``trained``'s checkpoint where it is: damage is then reported with the run's older
+    checkpoints to use instead (``Run.unreadable``)."""
+    from ..model import tf
+
+    try:
+        reader = tf.train.NewCheckpointReader(trained.checkpoint)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    # The reader's own errors, and those pybind makes of a TensorFlow status (a truncated file: IndexError).
+    except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
+        raise trained.unreadable(e) from None
 
 
 def request(args):
@@ -208,6 +225,9 @@ class TF1Side:
         """(meta, arrays) of ``read_reference``, once the child has written them."""
         if self.process is not None and self.process.wait() != 0:
             written = (read_text(self.log) or "").strip().splitlines()[-20:]
+            errors = [line for line in written if line.startswith("error: ")]
+            if self.process.returncode == cli.EXIT_ERROR and errors:  # the side's own message, naming the run's files
+                raise CommandError(errors[-1][len("error: "):])
             raise CommandError(f"the TF1 side failed (exit status {self.process.returncode}); its last words:\n"
                                + "\n".join(written))
         return read_reference(self.directory)

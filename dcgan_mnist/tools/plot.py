@@ -4,14 +4,12 @@ run or several side by side, and say for each whether it degraded late.
     python -m dcgan_mnist plot runs/recipe-fp32 runs/recipe-bf16 runs/faithful --out curves.png
 """
 import io
-import json
 import math
 import os
 
 from PIL import Image
 
-from .. import cli
-from ..run import EVAL_FILE, METRICS_FILE
+from .. import cli, files
 from ..util import ensure_dir, picture_format, save_picture
 
 # Judge accuracy counts as degraded when it falls further than this below the best score before it (issue 26).
@@ -38,30 +36,14 @@ def main(argv=None):
 
 
 def read_scores(run_dir):
-    """The run's --eval-every-epoch scores, in iteration order."""
-    path = os.path.join(run_dir, EVAL_FILE)
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        reason = "is not a folder" if not os.path.isdir(run_dir) else f"has no {EVAL_FILE}"
-        raise cli.CommandError(f"{run_dir} {reason}: plot needs a run trained with --eval-every-epoch") from None
-    except OSError as e:
-        raise cli.CommandError(f"could not read {path}: {e.strerror or e}") from None
-    scores = []
-    for number, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-            scores.append({"iteration": int(record["iteration"]), "epoch": int(record["epoch"]),
-                           "judge_accuracy": record["generated"]["judge_accuracy"],
-                           "frechet": record["generated"]["frechet"],
-                           "real_judge_accuracy": record.get("real_test", {}).get("judge_accuracy"),
-                           "real_frechet": record.get("real_train", {}).get("frechet")})
-        except (ValueError, KeyError, TypeError):
-            raise cli.CommandError(f"{path}, line {number}, is not a score line of train.py --eval-every-epoch") \
-                from None
+    """The run's --eval-every-epoch scores (files.read_scores checks every line), in iteration order."""
+    scores = [{"iteration": record["iteration"], "epoch": record["epoch"],
+               "judge_accuracy": record["generated"]["judge_accuracy"], "frechet": record["generated"]["frechet"],
+               "real_judge_accuracy": record.get("real_test", {}).get("judge_accuracy"),
+               "real_frechet": record.get("real_train", {}).get("frechet")} for record in files.read_scores(run_dir)]
     if not scores:
-        raise cli.CommandError(f"{path} holds no scores yet: the run's first epoch has not ended")
+        raise cli.CommandError(f"{os.path.join(run_dir, files.EVAL_FILE)} holds no scores yet: the run's first epoch "
+                               f"has not ended")
     return sorted(scores, key=lambda s: s["iteration"])
 
 
@@ -103,23 +85,9 @@ def describe(label, s):
 
 def read_strength(run_dir):
     """--augment adaptive's p over the run from its metrics.jsonl ([(iteration, p)]), or [] for a run without it."""
-    path = os.path.join(run_dir, METRICS_FILE)
-    found = []
-    try:
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                if '"augment_p"' not in line:
-                    continue
-                try:
-                    record = json.loads(line)
-                    found.append((int(record["iteration"]), float(record["augment_p"])))
-                except (ValueError, KeyError, TypeError):
-                    raise cli.CommandError(f"{path}, line {number}, is not a metrics line of train.py") from None
-    except FileNotFoundError:
+    if not os.path.exists(os.path.join(run_dir, files.METRICS_FILE)):
         return []
-    except OSError as e:
-        raise cli.CommandError(f"could not read {path}: {e.strerror or e}") from None
-    return found
+    return [(r["iteration"], r["augment_p"]) for r in files.read_metrics(run_dir) if r.get("augment_p") is not None]
 
 
 def draw(runs, path):

@@ -21,6 +21,7 @@ import types
 import pytest
 from conftest import ROOT, TINY_MODEL, tiny_args
 
+from dcgan_mnist import migration_tf1
 from dcgan_mnist.cli import CommandError
 from dcgan_mnist.settings import Settings
 from dcgan_mnist.tools import migrate
@@ -89,7 +90,7 @@ def tf1_side(directory):
                 assert train.main(args) == 0
         request = migrate.request(migrate.build_parser().parse_args(checked_flags(directory, name)))
         migrate.write_request(os.path.join(directory, name), request)
-        migrate.tf1_side(os.path.join(directory, name, "request.json"))
+        migration_tf1.tf1_side(os.path.join(directory, name, "request.json"))
         print(name, flush=True)
 
 

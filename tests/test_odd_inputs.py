@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import tiny_args
 
-from dcgan_mnist import checkpoints
+from dcgan_mnist import checkpoints, migration_tf1
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.cli import CommandError
 from dcgan_mnist.tools import evaluate, generate, migrate
@@ -190,7 +190,7 @@ def test_migrate_check_names_the_runs_checkpoint_and_offers_an_older_one(run_cop
     data.write_bytes(data.read_bytes()[:1000])
     trained_run = checkpoints.Run(str(run_dir))
     with pytest.raises(CommandError) as refused:
-        migrate.continue_tf1_run(trained_run, 2, str(tmp_path / "side"))
+        migration_tf1.continue_tf1_run(trained_run, 2, str(tmp_path / "side"))
     folder = run_dir / "checkpoints"
     assert str(refused.value).startswith(f"checkpoint {folder / 'ckpt-12'} cannot be read (")
     assert str(refused.value).endswith(f"; an older complete checkpoint is {folder / 'ckpt-8'}: pass it as "

@@ -2,9 +2,9 @@
 rung by rung, and (``--speed``) the two's training speed side by side.
 
 The two never share a process: using ``dcgan_mnist.model.tf`` switches the whole process to TF1 behaviour.
-This process is the TF2 side; it starts this module again with ``--tf1-side`` in a child process, which
-builds the TF1 training graph (graph.TrainingGraph, as train.py builds it), runs it and writes every number a
-rung needs, with the inputs it fed, to ``reference.npz`` and ``reference.json``. This side copies the TF1
+This process is the TF2 side; it starts the TF1 side (migration_tf1.py) in a child process, which builds the TF1
+training graph (graph.build_training, as train.py builds it), runs it and writes every number a rung needs, with
+the inputs it fed, to ``reference.npz`` and ``reference.json``. This side copies the TF1
 weights into the twin, feeds it the same inputs and compares, in compare's report style and with its numpy
 helpers (nothing here reads compare's TensorFlow, which would switch this process to TF1). docs/migration.md
 explains each rung and what it caught.
@@ -24,161 +24,21 @@ from .. import cli, lazy_tf
 from ..batches import prepare_batch
 from ..checkpoints import named_checkpoint
 from ..cli import NON_NEGATIVE_INT, POSITIVE_INT, CommandError, dumps, parser
+from ..files import load_settings
 from ..graph import PRINTED
 from ..load import DataError, resolve_data_dir, seeded_split
-from ..parity import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, draw_inputs, fmt_shape, measure, row
-from ..run import load_settings
+from ..migration_tf1 import FORWARD
+from ..parity import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, difference, fmt_shape, measure, row
 from ..settings import Settings, add_checkpoint_flag, add_flags, describe_switches, model_flags, settings_from
 
-TF1_SIDE = "--tf1-side"
 RUNGS = {1: "variables made once", 2: "names, shapes, count", 3: "forward pass", 4: "gradients",
          5: "one Adam step", 6: "lockstep", 7: "checkpoint"}
 # Grappler off, the twin runs the TF1 graph's kernels in its order, so every number is bit-identical: 0 is the
 # tolerance. Grappler's rewrites (--grappler) change last digits, so compare's tolerances apply then.
 EXACT = 0.0
-FORWARD = ("G(z, y)", "sigmoid(G(z, y))", "D(x, y)", "D(G(z, y), y)", "P(real)", "P(gen)", "d_cost", "g_cost",
-           "sampler output")
-SAMPLES = 16  # the sampler's batch here: train.py draws --visualize-dim (196), but any batch checks the same ops
 MODES = ("eager", "tf.function")
 DEFAULT_ITERATIONS = 20
 DEFAULT_CONTINUE = 4
-
-
-# ---- the TF1 side (its own process) ----
-
-def tf1_side(request_file):
-    """Write reference.npz and reference.json beside ``request_file`` (the TF1 numbers of every rung)."""
-    from ..checkpoints import Run
-    from ..graph import build_training
-    from ..model import tf
-
-    with open(request_file) as f:
-        request = json.load(f)
-    directory = os.path.dirname(request_file)
-    trained = Run(request["checkpoint"]) if request["checkpoint"] else None
-    s = (trained.settings if trained else Settings.from_file(os.path.join(directory, "settings.json"))).replace(
-        seed=request["seed"])
-    rng = np.random.RandomState(s.seed)
-    batch0 = draw_inputs(rng, s.batch_size, s.dim_z)
-    sample_z = rng.uniform(-1, 1, size=(SAMPLES, s.dim_z))
-    sample_y = draw_inputs(rng, SAMPLES, s.dim_z)[1]
-    batches = [draw_inputs(rng, s.batch_size, s.dim_z) for _ in range(request["iterations"])]
-    arrays = {"inputs/X": batch0[0], "inputs/Y": batch0[1], "inputs/Z": batch0[2], "inputs/sample_z": sample_z,
-              "inputs/sample_y": sample_y}
-    for i, (Xs, Ys, Zs) in enumerate(batches):
-        arrays.update({f"batches/{i}/X": Xs, f"batches/{i}/Y": Ys, f"batches/{i}/Z": Zs})
-    meta = {"settings": json.loads(s.to_json()), "iterations": request["iterations"]}
-
-    with tf.Graph().as_default():
-        training = build_training(s.replace(visualize_dim=SAMPLES))
-        model = training.model
-        # The optimizers and the sampler add no trainable variable: these are the model's own.
-        made_by_init = len(tf.trainable_variables())
-        made_once = {}
-        with model.not_recording():
-            for name, build in (("generate", lambda: model.generate(training.Z, training.Y)),
-                                ("discriminate", lambda: model.discriminate(training.image_real, training.Y)),
-                                ("sampler", lambda: model.samples_generator(SAMPLES))):
-                made_once[name] = [new_variables(tf, build) for _ in range(2)]
-        variables = tf.global_variables()
-        trainable = {v.op.name for v in tf.trainable_variables()}
-        meta["variables"] = [[v.op.name, v.shape.as_list(), v.op.name in trainable] for v in variables]
-        meta["made_by_init"] = made_by_init
-        image_gen = model.image_gen
-        forward = dict(zip(FORWARD, (image_gen.op.inputs[0], image_gen, model.raw_real, training.p_gen.op.inputs[0],
-                                     training.p_real, training.p_gen, training.d_cost, training.g_cost,
-                                     training.image_sample)))
-        gradients = {}
-        for cost, weights in (("d_cost", model.discrim_weights), ("g_cost", model.gen_weights)):
-            for w, g in zip(weights, tf.gradients(getattr(training, cost), weights)):
-                gradients[f"{cost} by {w.op.name}"] = g
-        slots = {v.op.name: tf.placeholder(v.dtype.base_dtype, v.shape) for v in variables}
-        load = tf.group(*[v.assign(slots[v.op.name]) for v in variables])
-        with tf.Session(config=training.session_config) as sess:
-            sess.run(tf.global_variables_initializer())
-
-            def state(prefix):
-                arrays.update((f"{prefix}/{name}", value) for name, value in
-                              zip([v.op.name for v in variables], sess.run(variables)))
-
-            def iterate(i, Xs, Ys, Zs):
-                out = training.iterate(sess, i, Xs, Ys, Zs, k=s.k)
-                return {"updated": out["updated"], **{name: float(out[name]) for name in PRINTED}}
-
-            state("state0")
-            feed = {training.Z: batch0[2], training.Y: batch0[1], training.image_real: batch0[0],
-                    training.Z_sample: sample_z, training.Y_sample: sample_y}
-            arrays.update((f"forward/{name}", value) for name, value in sess.run(forward, feed).items())
-            arrays.update((f"gradients/{name}", value) for name, value in sess.run(gradients, feed).items())
-            # Rung 5: a D step from the initial weights, then a G step; then each again, for rung 1's count.
-            meta["steps"] = {}
-            for i, step in enumerate(("D step", "G step")):
-                before = len(tf.global_variables())
-                meta["steps"][step] = iterate(i, *batch0)
-                made_once[step] = [len(tf.global_variables()) - before]
-                state(f"after {step}")
-            for i, step in enumerate(("D step", "G step")):
-                made_once[step].append(new_variables(tf, lambda: iterate(i, *batch0)))
-            meta["made_once"] = made_once
-            sess.run(load, {slots[name]: arrays[f"state0/{name}"] for name in slots})
-            meta["lockstep"] = [iterate(i, *b) for i, b in enumerate(batches)]
-            state("lockstep final")
-    if trained:
-        meta["checkpoint"] = continue_tf1_run(trained, request["continue_iterations"], directory)
-    np.savez(os.path.join(directory, "reference.npz"), **arrays)
-    with open(os.path.join(directory, "reference.json"), "w") as f:
-        f.write(dumps(meta))
-    return 0
-
-
-def new_variables(tf, build):
-    before = len(tf.global_variables())
-    build()
-    return len(tf.global_variables()) - before
-
-
-def continue_tf1_run(trained, iterations, directory):
-    """``train.py --resume`` the checkpoint of Run ``trained`` for ``iterations`` more, in a copy of the run
-    directory (whose settings.json sends its sample grids to the copy and scores nothing): the run is not touched."""
-    from .. import checkpoints, files, run
-    from ..files import ACCEPT_DAMAGED
-    from ..train import main as train_main
-
-    check_readable(trained)  # here, where the run's older checkpoints can be offered; the copy has only this one
-    copy = os.path.join(directory, "run")
-    os.makedirs(checkpoints.checkpoint_dir(copy))
-    for path in checkpoints.checkpoint_files(trained.checkpoint):
-        shutil.copy(path, checkpoints.checkpoint_dir(copy))
-    if os.path.exists(os.path.join(trained.run_dir, files.DATA_FILE)):
-        shutil.copy(os.path.join(trained.run_dir, files.DATA_FILE), copy)
-    run.save_settings(trained.settings.replace(vis_dir=os.path.join(directory, "vis"), eval_every_epoch=False), copy)
-    start = trained.iteration
-    copied = os.path.join(checkpoints.checkpoint_dir(copy), os.path.basename(trained.checkpoint))
-    with contextlib.redirect_stdout(sys.stderr):  # the original's six lines per iteration
-        # The copy has no metrics.jsonl, and no data.json when the run has none: they are not what is checked here.
-        status = train_main(["--resume", copied, "--max-iterations", str(start + iterations), ACCEPT_DAMAGED])
-    if status != 0:
-        raise CommandError(f"train.py --resume {copied} failed with exit status {status}")
-    with open(os.path.join(copy, files.METRICS_FILE)) as f:
-        lines = [json.loads(line) for line in f]
-    return {"run_dir": os.path.abspath(trained.run_dir), "checkpoint": os.path.abspath(trained.checkpoint),
-            "iteration": start, "continued": os.path.abspath(checkpoints.complete_checkpoints(copy)[-1]),
-            "trace": [{name: line[name] for name in ("iteration", "updated") + PRINTED} for line in lines
-                      if line["iteration"] >= start]}
-
-
-def check_readable(trained):
-    """Read every tensor of Run ``trained``'s checkpoint where it is: damage is then reported with the run's older
-    checkpoints to use instead (``Run.unreadable``)."""
-    from ..model import tf
-
-    try:
-        reader = tf.train.NewCheckpointReader(trained.checkpoint)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    # The reader's own errors, and those pybind makes of a TensorFlow status (a truncated file: IndexError).
-    except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
-        raise trained.unreadable(e) from None
 
 
 def request(args):
@@ -218,7 +78,7 @@ class TF1Side:
         # A file, not a pipe: train.py --resume's lines would fill a pipe and stall the child while this side imports.
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "dcgan_mnist.tools.migrate", TF1_SIDE, os.path.join(directory, "request.json")],
+                [sys.executable, "-m", "dcgan_mnist.migration_tf1", os.path.join(directory, "request.json")],
                 stdout=log, stderr=log)
 
     def reference(self):
@@ -711,8 +571,6 @@ def build_parser():
 
 def command(argv):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == [TF1_SIDE]:
-        return tf1_side(argv[1])
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
     check_the_twin_computes(settings)

@@ -308,7 +308,7 @@ class Training:
                        or self.iteration == self.last_iteration - 1)
         strength = self.strength
         out = self.training.iterate(self.sess, self.iteration, Xs, Ys, Zs, k=s.k, after_update=self.logged,
-                                 augment_p=strength.p if strength else 1.0)
+                                    augment_p=strength.p if strength else 1.0)
         if strength is not None:
             out["augment_p"] = strength.p
             sign = out.pop("real_sign", None)

@@ -118,7 +118,7 @@ def draw(runs, path):
     accuracy.set(xlabel="iteration", ylabel="judge accuracy of the generated digits", ylim=(None, 1.0))
     frechet.set(xlabel="iteration", ylabel="Frechet distance to the test images", yscale="log")
     if adaptive:
-        panels[2].set(xlabel="iteration", ylabel="--augment adaptive: p, the chance D sees an image moved",
+        panels[2].set(xlabel="iteration", ylabel="p of --augment adaptive",
                       ylim=(0, 1))
     for axes in panels:
         axes.grid(True, alpha=0.3)

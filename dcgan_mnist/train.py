@@ -25,6 +25,7 @@ from .records import EVAL_FILE, Events, JsonLines, Metrics, Rate, finite, print_
 from .run import WriteError
 from .settings import fresh_seed, merge_resumed, parse_train_flags
 from .util import OneHot, ensure_dir, save_visualization
+from .vis import GridFolder
 
 EXIT_NOT_FINITE = 3
 
@@ -290,6 +291,7 @@ class Training:
         self.eval_log = JsonLines(os.path.join(self.s.run_dir, EVAL_FILE), scored_at) if self.s.eval_every_epoch \
             else None
         self.events = Events(self.s.run_dir, self.sess.graph, resume_at)
+        self.grids = GridFolder(self.s.vis_dir, self.s.run_dir, resumed)
 
     # ---- one iteration ----
 
@@ -347,12 +349,14 @@ class Training:
         samples = self.graph.sample(self.sess, self.sample_z, self.sample_y)
         # The original's shift for tanh outputs; min-max scaling on save undoes it.
         samples = (samples + 1.) / 2.
-        path = os.path.join(self.s.vis_dir, 'sample_%04d.jpg' % int(self.iteration / self.s.step))
+        number = int(self.iteration / self.s.step)
+        path = self.grids.path(number)
         try:
-            save_visualization(samples, (self.grid_side, self.grid_side), save_path=path)
+            self.grids.save(lambda p: save_visualization(samples, (self.grid_side, self.grid_side), save_path=p),
+                            number)
         except OSError as e:
             run.remove_quietly(path)
-            raise WriteError(f"could not write {path}: {e.strerror or e}") from None
+            raise WriteError(f"could not write {e.filename or path}: {e.strerror or e}") from None
         self.events.grid(self.iteration, samples, (self.grid_side, self.grid_side))
 
     def evaluate(self, signals):

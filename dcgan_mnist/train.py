@@ -275,7 +275,9 @@ class Training:
             self.strength = AdaptiveStrength(self.s.augment_target, self.s.augment_speed, self.s.batch_size,
                                              *[restored[f"augment_{name}"] for name in AdaptiveStrength.STATE])
         self.saved_at = (self.iteration, self.epoch, self.batch)
-        print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batch})",
+        # The position of the next iteration, its epoch counted from 1 as the compact line and metrics.jsonl do.
+        epoch, batch = (self.epoch + 2, 0) if self.batch == self.n_batches else (self.epoch + 1, self.batch)
+        print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {epoch}, batch {batch})",
               file=sys.stderr)
 
     def open_records(self):
@@ -367,19 +369,24 @@ class Training:
             if self.scorer is None:
                 from .evaluation import TrainingScorer
                 self.scorer = TrainingScorer(self.s, self.data)
-            self.scorer(self.sess, self.graph, self.epoch, self.iteration, self.eval_log, self.events)
+            self.scorer(self.sess, self.graph, self.scored_epoch(), self.iteration, self.eval_log, self.events)
         except Stopped as e:
             self.checkpoint()
             return self.stopped_by(e.signum)
         except CommandError as e:
             self.checkpoint()
-            print(f"error: scoring after epoch {self.epoch} failed: {e}\ntraining is kept: {self.newest_checkpoint()}; "
-                  f"once fixed, continue with: {resume_command(self.s.run_dir)}", file=sys.stderr)
+            print(f"error: scoring after epoch {self.scored_epoch()} failed: {e}\ntraining is kept: "
+                  f"{self.newest_checkpoint()}; once fixed, continue with: {resume_command(self.s.run_dir)}",
+                  file=sys.stderr)
             return e.status
         finally:
             signals.immediate = False
         self.evaluated_at = self.iteration
         return None
+
+    def scored_epoch(self):
+        """The epoch of the last iteration done, counted from 1: the one just ended, or the one a run ends in."""
+        return self.epoch if self.batch == 0 else self.epoch + 1
 
     # ---- checkpoints and the end ----
 

@@ -3,11 +3,11 @@
 The original writes every run's grids into ./vis/ under the same names, so a second run writes over the first's
 sample_0000.jpg, sample_0001.jpg, ... and leaves the rest. The faithful default keeps doing that (same names, same
 bytes); besides the grids, the one place that writes them (``GridFolder.save``) keeps ``VIS_DIR/.run``, a JSON file
-naming, for each run that wrote grids there, its run directory, when it started writing there and which grids are
-still its own:
+naming, for each run that wrote grids there, its run directory, when it started writing there, its first TensorBoard
+file (which moves with a moved run directory) and which grids are still its own:
 
     {"runs": [{"run_dir": "/abs/runs/20261206-204708", "started": "2026-12-06 20:47:08",
-               "grids": ["sample_0000.jpg", "sample_0001.jpg"]}, ...]}
+               "events": "events.out.tfevents.1796590028.host", "grids": ["sample_0000.jpg", ...]}, ...]}
 
 A run starting to write into a folder that holds another run's grids says so on stderr; ``gif`` refuses a folder
 of mixed runs and animates one run's grids with ``--run RUN_DIR``. A resumed run continues its own entry. Nothing
@@ -38,8 +38,8 @@ def read_marker(vis_dir):
     try:
         with open(os.path.join(vis_dir, MARKER)) as f:
             runs = json.load(f)["runs"]
-        return [{"run_dir": str(r["run_dir"]), "started": str(r["started"]), "grids": list(r["grids"])}
-                for r in runs]
+        return [{"run_dir": str(r["run_dir"]), "started": str(r["started"]), "events": r.get("events"),
+                 "grids": list(r["grids"])} for r in runs]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 
@@ -58,6 +58,13 @@ def owners(vis_dir, runs=None):
     return held, [name for name in present if name not in named]
 
 
+def first_events_file(run_dir):
+    """The name of the run's first TensorBoard events file (events.out.tfevents.TIME.HOST, written when it started):
+    what tells a run apart when its directory has moved. None before it has one."""
+    names = [name for name in os.listdir(run_dir) if name.startswith("events.out.tfevents.")]
+    return min(names, default=None)  # the same number of digits in every TIME until the year 2286
+
+
 def describe(entry):
     return f"{entry['run_dir']} (started {entry['started']})"
 
@@ -69,14 +76,21 @@ class GridFolder:
     def __init__(self, vis_dir, run_dir, resuming):
         self.vis_dir, self.run_dir = vis_dir, os.path.abspath(run_dir)
         self.runs = read_marker(vis_dir)
-        mine = [e for e in self.runs if e["run_dir"] == self.run_dir]
-        if resuming and mine:
+        events = first_events_file(run_dir)
+        # A run directory may have been moved since it wrote its grids: its first TensorBoard file moved with it.
+        mine = [e for e in self.runs if e["run_dir"] == self.run_dir or events and e.get("events") == events]
+        continuing = resuming and bool(mine)
+        if continuing:
             self.entry = mine[-1]
+            self.entry["run_dir"] = self.run_dir
         else:
-            self.entry = {"run_dir": self.run_dir, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "grids": []}
+            self.entry = {"run_dir": self.run_dir, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "events": events,
+                          "grids": []}
             self.runs.append(self.entry)
         held, unnamed = owners(vis_dir, self.runs)
-        others = [entry for entry, _ in held if entry is not self.entry]
+        # Warned once: a run continuing its grids is told only of runs that wrote there after it started there.
+        newer = self.runs[self.runs.index(self.entry) + 1:]
+        others = [entry for entry, _ in held if entry is not self.entry and (entry in newer or not continuing)]
         # A resumed run finds the grids it wrote with a version without the marker unnamed: no warning for those.
         if others or (unnamed and not resuming):
             writers = [describe(e) for e in others] + ([f"{len(unnamed)} no run is named for (an older version's "
@@ -90,8 +104,9 @@ class GridFolder:
         return os.path.join(self.vis_dir, 'sample_%04d.jpg' % number)
 
     def save(self, write, number):
-        """Grid ``number`` written by ``write(path)``; the marker names it this run's first, so that a grid is
-        never left named for a run that did not write it."""
+        """Grid ``number`` written by ``write(path)``, then named this run's in the marker. (A process killed between
+        the two leaves the grid unnamed; the run, resumed from its checkpoint before it, writes it again.)"""
+        write(self.path(number))
         name = os.path.basename(self.path(number))
         for entry in self.runs:
             if name in entry["grids"]:
@@ -100,4 +115,3 @@ class GridFolder:
         self.runs = [e for e in self.runs if e["grids"] or e is self.entry]
         marker = json.dumps({"runs": self.runs}, indent=1) + "\n"
         write_whole(os.path.join(self.vis_dir, MARKER), lambda f: f.write(marker.encode()), read_back=None)
-        write(self.path(number))

@@ -139,6 +139,13 @@ def program(command):
     return [sys.executable, "-m", "dcgan_mnist", command]
 
 
+def installed_command(name):
+    """The console command ``name`` (tensorboard, dask) installed beside this interpreter, as a path that runs
+    without the virtualenv on PATH; the bare name when it is not there."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    return beside if os.access(beside, os.X_OK) else name
+
+
 def add_json_flag(parser, what):
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON instead of a table")
 

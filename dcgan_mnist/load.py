@@ -321,7 +321,7 @@ def resolve_data_dir(dataset='mnist', data_dir=None, download=True):
     are not mistaken for Fashion-MNIST. Fashion-MNIST is never downloaded."""
     if data_dir is not None and not os.path.isdir(data_dir):
         # A folder the user named and mistyped is not a place to download into; only the default data/ is made.
-        raise DataError(f"--data-dir {data_dir}: the folder does not exist. Create it and put the four files "
+        raise DataError(f"the folder {data_dir} does not exist (--data-dir): create it and put the four files "
                         f"{', '.join(FILES)} (raw or .gz) there, or leave --data-dir out to use (and download "
                         f"MNIST into) {globals()['data_dir']}")
     if dataset == 'mnist':

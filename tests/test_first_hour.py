@@ -1,5 +1,6 @@
 """A new user's first hour (issue 40): grids that belong to a run, one epoch numbering, errors that say what to do."""
 import json
+import os
 
 import pytest
 from conftest import TINY
@@ -66,7 +67,7 @@ def test_a_data_dir_that_does_not_exist_is_named_not_downloaded_into(tmp_path, c
     missing = tmp_path / "no-such-folder"
     assert train_main(["--data-dir", str(missing), "--run-dir", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
-    assert f"--data-dir {missing}: the folder does not exist" in err and not missing.exists()
+    assert f"the folder {missing} does not exist (--data-dir)" in err and not missing.exists()
 
 
 def test_a_missing_checkpoint_lists_the_runs_checkpoints(mnist_dir, tmp_path, capsys):
@@ -90,3 +91,51 @@ def test_a_typo_gets_one_line_saying_what_was_meant(argv, meant, capsys):
     assert status == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert f"did you mean {meant}?" in err and len(err.splitlines()) == 1
+
+
+def test_an_ablations_console_is_one_line_per_task_and_plot_draws_its_runs(tmp_path, capsys):
+    from conftest import write_mnist
+    from test_ablate import ablate_args, quick_judge
+
+    from dcgan_mnist.tools import ablate, plot
+
+    data_dir, judges = str(tmp_path / "data"), str(tmp_path / "judges")
+    write_mnist(data_dir)
+    quick_judge(data_dir, judges)
+    capsys.readouterr()
+    assert ablate.main(ablate_args(data_dir, tmp_path / "out", judges, "--jobs", "1")) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert captured.out == ""  # the runs' compact lines are in their tasks.log
+    tasks = [line for line in lines if ": trained to " in line or " judge accuracy " in line]
+    assert len(tasks) == 8  # 2 runs x (2 chunks + 2 scores)
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == len(set(warnings)) >= 1  # the data's test images are in its training file: said once
+    assert not [line for line in lines if line.startswith(("done: ", "resuming ", "  draw digits"))]
+    assert "took " in captured.err and "estimated " in captured.err
+    tensorboard = next(line for line in lines if "TensorBoard:" in line).split()[1]
+    assert os.path.isabs(tensorboard) and os.access(tensorboard, os.X_OK)
+    runs = [str(tmp_path / "out" / "runs" / name / "seed-0") for name in ("original", "repaired")]
+    for run_dir in runs:
+        rows = [json.loads(line) for line in open(os.path.join(run_dir, "eval.jsonl"))]
+        assert [(row["iteration"], row["epoch"]) for row in rows] == [(1, 1), (3, 1)]
+        assert "iter 3" in open(os.path.join(run_dir, ablate.TASK_LOG)).read()
+    assert plot.main([*runs, "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").is_file()
+
+
+def test_bench_times_the_data_a_run_would_use_and_says_which(mnist_dir, tmp_path, capsys, monkeypatch):
+    from test_bench import SMALL_FLAGS
+
+    from dcgan_mnist import load
+    from dcgan_mnist.tools import bench
+
+    quick = [*SMALL_FLAGS, "--iterations", "2", "--warmup", "1", "--valid-size", "100"]
+    monkeypatch.setattr(load, "data_dir", mnist_dir)  # data/ holds MNIST
+    assert bench.main(quick) == 0
+    assert f"MNIST in {mnist_dir} (200 training images)" in capsys.readouterr().out
+    assert bench.main([*quick, "--synthetic"]) == 0
+    assert "synthetic data (50000 images; --synthetic)" in capsys.readouterr().out
+    monkeypatch.setattr(load, "data_dir", str(tmp_path / "empty"))
+    assert bench.main(quick) == 0
+    assert "synthetic data (50000 images; " in capsys.readouterr().out

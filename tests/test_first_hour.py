@@ -1,6 +1,7 @@
 """A new user's first hour (issue 40): grids that belong to a run, one epoch numbering, errors that say what to do."""
 import json
 import os
+import re
 
 import pytest
 from conftest import TINY
@@ -139,3 +140,37 @@ def test_bench_times_the_data_a_run_would_use_and_says_which(mnist_dir, tmp_path
     monkeypatch.setattr(load, "data_dir", str(tmp_path / "empty"))
     assert bench.main(quick) == 0
     assert "synthetic data (50000 images; " in capsys.readouterr().out
+
+
+def test_every_picture_a_doc_shows_exists():
+    from conftest import ROOT
+
+    def pictures(doc):
+        """The pictures ``doc`` shows, as paths."""
+        with open(doc) as f:
+            return {os.path.normpath(os.path.join(os.path.dirname(doc), link))
+                    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", f.read())}
+    docs = {name: os.path.join(ROOT, "docs", name) for name in os.listdir(os.path.join(ROOT, "docs"))
+            if name.endswith(".md")}
+    shown = {name: pictures(path) for name, path in docs.items()}
+    shown["README.md"] = pictures(os.path.join(ROOT, "README.md"))
+    assert [(name, p) for name, found in shown.items() for p in found if not os.path.isfile(p)] == []
+    lessons = {os.path.basename(p) for p in shown["lessons.md"]}
+    assert lessons >= set(PICTURES[:3]) and {os.path.basename(p) for p in shown["shapes.md"]} >= set(PICTURES[3:])
+    assert shown["lessons.ko.md"] == shown["lessons.md"]
+
+
+PICTURES = ["lesson-7-clip.png", "lesson-9-shift.png", "lesson-11-sevens.png", "shapes-architecture.png"]
+
+
+def test_the_script_that_draws_the_lessons_pictures_runs(mnist_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "lesson_pictures.py"), mnist_dir, "--tiny",
+                             "--iterations", "2", "--out", str(tmp_path / "pictures")], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "pictures")) == sorted(PICTURES)

@@ -6,6 +6,8 @@ Only the chosen command's module is imported, and no module imports TensorFlow b
 import importlib
 import sys
 
+from .cli import did_you_mean
+
 COMMANDS = {
     "train": ("dcgan_mnist.train", "train the model (same as python train.py)"),
     "compare": ("dcgan_mnist.tools.compare", "prove numerical parity with a checkout of the original"),
@@ -35,7 +37,8 @@ def main(argv=None):
         print(usage())
         return 0
     if argv[0] not in COMMANDS:
-        print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        print(f"error: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)}; python -m dcgan_mnist --help "
+              f"lists the commands", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return module.main(argv[1:])

@@ -242,7 +242,15 @@ def find_checkpoint(path, flag):
         return run_dir, best
     if prefix:
         if not is_complete(prefix):
-            raise CommandError(f"{flag} {path!r}: the checkpoint's .index or .data file is missing")
+            complete = complete_checkpoints(run_dir)
+            names = ", ".join(os.path.basename(p) for p in complete)
+            has = (f"the run has {names} in {checkpoint_dir(run_dir)}: pass one, e.g. {flag} {complete[-1]}, or the "
+                   f"run directory for its newest" if complete else
+                   f"the run has no checkpoint in {checkpoint_dir(run_dir)}" if os.path.isdir(run_dir) else
+                   f"there is no run directory {run_dir}")
+            missing = "is incomplete (its .index or .data file is missing)" if checkpoint_files(prefix) \
+                else "is not there"
+            raise CommandError(f"{flag} {path!r}: the checkpoint {missing}; {has}")
         return run_dir, prefix
     if not os.path.isdir(path):
         raise CommandError(f"{flag} {path!r}: no such run directory or checkpoint")

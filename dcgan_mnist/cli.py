@@ -8,6 +8,7 @@ number when stopped by Ctrl-C (130) or SIGTERM (143).
 """
 import argparse
 import contextlib
+import difflib
 import json
 import math
 import os
@@ -149,12 +150,41 @@ def program(command):
     return [sys.executable, "-m", "dcgan_mnist", command]
 
 
+def installed_command(name):
+    """The console command ``name`` (tensorboard, dask) installed beside this interpreter, as a path that runs
+    without the virtualenv on PATH; the bare name when it is not there."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    return beside if os.access(beside, os.X_OK) else name
+
+
 def add_json_flag(parser, what):
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON instead of a table")
 
 
+def did_you_mean(word, known):
+    """' (did you mean --recipe?)' when ``word`` is a near miss of one of ``known``, else ''."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that answers a usage error in one line, not the whole usage block: a mistyped flag with the
+    flag it was probably meant to be, and where the flags are listed."""
+
+    def error(self, message):
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            # The words after a mistyped flag are most often its value: only the flags are named.
+            unknown = [word for word in message[len(prefix):].split() if word.startswith("-")]
+            flags = [option for action in self._actions for option in action.option_strings]
+            if unknown:
+                message = f"unknown flag{'s' * (len(unknown) > 1)} " + ", ".join(
+                    word + did_you_mean(word.split("=")[0], flags) for word in unknown)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; {self.prog} --help lists the flags\n")
+
+
 def parser(prog, description):
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    return Parser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
 def json_safe(value):

@@ -36,6 +36,8 @@ class TrainingScorer:
         self.references = {}
 
     def __call__(self, sess, training, epoch, iterations, log, events):
+        """Score after ``iterations`` iterations, the last of which is in ``epoch`` (counting from 1, as the compact
+        line and metrics.jsonl count)."""
         s = self.settings
         scores = score(lambda z, y: training.sample(sess, z, y), SAMPLES_DURING_TRAINING, s.visualize_dim, s.dim_z,
                        self.data, self.judge, np.random.RandomState(EVAL_SEED), self.references)

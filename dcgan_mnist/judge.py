@@ -190,6 +190,11 @@ def cached(directory, training, threads):
     return Judge(directory, training, info, threads=threads)
 
 
+def cache_dir(root, name, train_x, train_y, test_x, test_y, training=TRAINING):
+    """The folder under ``root`` of the judge of this data and training."""
+    return os.path.join(root, f"{name}-{data_hash(training, train_x, train_y, test_x, test_y)}")
+
+
 def load_or_train(root, name, train_x, train_y, test_x, test_y, training=TRAINING, threads=0):
     """The cached judge for this data, trained (and cached) first if there is none.
 
@@ -205,7 +210,7 @@ def load_or_train(root, name, train_x, train_y, test_x, test_y, training=TRAININ
     (delete it to retrain), and not repaired here: another process may be restoring from that folder at the
     moment, a file in its place is not ours to delete, and a silent retraining would hide a failing disk. The
     ``checkpoint`` state file is never read (the Saver restores from the prefix), so damage to it is harmless."""
-    directory = os.path.join(root, f"{name}-{data_hash(training, train_x, train_y, test_x, test_y)}")
+    directory = cache_dir(root, name, train_x, train_y, test_x, test_y, training)
     if os.path.lexists(directory):
         return cached(directory, training, threads)
     try:

@@ -327,6 +327,11 @@ def resolve_data_dir(dataset='mnist', data_dir=None, download=True):
     fashion-mnist: ``data_dir`` when given and holding the files, else Debian's dataset-fashion-mnist
     folder. Without an explicit ``data_dir`` the MNIST folder is never used, so digits downloaded there
     are not mistaken for Fashion-MNIST. Fashion-MNIST is never downloaded."""
+    if data_dir is not None and not os.path.isdir(data_dir):
+        # A folder the user named and mistyped is not a place to download into; only the default data/ is made.
+        raise DataError(f"the folder {data_dir} does not exist (--data-dir): create it and put the four files "
+                        f"{', '.join(FILES)} (raw or .gz) there, or leave --data-dir out to use (and download "
+                        f"MNIST into) {globals()['data_dir']}")
     if dataset == 'mnist':
         directory = chosen_dir(data_dir)
         missing = missing_files(directory)

@@ -28,6 +28,7 @@ from .cli import (
     CommandError,
     HelpFormatter,
     Kind,
+    Parser,
     choice,
 )
 from .load import DATASETS
@@ -345,7 +346,7 @@ def group_names(group):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python train.py",
         description="Train the conditional DCGAN of yihui-he/GAN-MNIST. With no flags this is the original "
                     "program: same settings, same random draws, same console lines and vis/ files.",

@@ -26,6 +26,7 @@ from .records import Events, JsonLines, Metrics, Rate, finite, print_compact, pr
 from .run import WriteError
 from .settings import fresh_seed, merge_resumed, parse_train_flags
 from .util import OneHot, ensure_dir, save_visualization
+from .vis import GridFolder
 
 EXIT_NOT_FINITE = 3
 
@@ -280,7 +281,9 @@ class Training:
             self.strength = AdaptiveStrength(self.s.augment_target, self.s.augment_speed, self.s.batch_size,
                                              *[restored[f"augment_{name}"] for name in AdaptiveStrength.STATE])
         self.saved_at = (self.iteration, self.epoch, self.batch)
-        print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batch})",
+        # The position of the next iteration, its epoch counted from 1 as the compact line and metrics.jsonl do.
+        epoch, batch = (self.epoch + 2, 0) if self.batch == self.n_batches else (self.epoch + 1, self.batch)
+        print(f"resuming {self.s.run_dir} at iteration {self.iteration} (epoch {epoch}, batch {batch})",
               file=sys.stderr)
 
     def open_records(self):
@@ -297,6 +300,7 @@ class Training:
         if not resumed:
             run.record_data(self.s.run_dir, self.s.data_dir)
         self.events = Events(self.s.run_dir, self.sess.graph, resume_at)
+        self.grids = GridFolder(self.s.vis_dir, self.s.run_dir, resumed)
 
     # ---- one iteration ----
 
@@ -346,12 +350,14 @@ class Training:
         samples = self.training.sample(self.sess, self.sample_z, self.sample_y)
         # The original's shift for tanh outputs; min-max scaling on save undoes it.
         samples = (samples + 1.) / 2.
-        path = os.path.join(self.s.vis_dir, 'sample_%04d.jpg' % int(self.iteration / self.s.step))
+        number = int(self.iteration / self.s.step)
+        path = self.grids.path(number)
         try:
-            save_visualization(samples, (self.grid_side, self.grid_side), save_path=path)
+            self.grids.save(lambda p: save_visualization(samples, (self.grid_side, self.grid_side), save_path=p),
+                            number)
         except OSError as e:
             run.remove_quietly(path)
-            raise WriteError(f"could not write {path}: {e.strerror or e}") from None
+            raise WriteError(f"could not write {e.filename or path}: {e.strerror or e}") from None
         self.events.grid(self.iteration, samples, (self.grid_side, self.grid_side))
 
     def evaluate(self, signals):
@@ -362,10 +368,11 @@ class Training:
             if self.scorer is None:
                 from .evaluation import TrainingScorer
                 self.scorer = TrainingScorer(self.s, self.data)
-            scores = self.scorer(self.sess, self.training, self.epoch, self.iteration, self.eval_log, self.events)
+            scores = self.scorer(self.sess, self.training, self.scored_epoch(), self.iteration, self.eval_log,
+                                 self.events)
             if self.best is not None:
                 self.store_state()  # the best checkpoint holds the loop's state too, as every checkpoint does
-                if self.best.consider(self.sess, self.iteration, self.epoch, scores):
+                if self.best.consider(self.sess, self.iteration, self.scored_epoch(), scores):
                     print(f"kept as the best checkpoint ({self.s.keep_best} {self.best.record['value']:.4g}): "
                           f"{os.path.join(self.s.run_dir, checkpoints.BEST_PREFIX)}", flush=True)
         except Stopped as e:
@@ -373,13 +380,18 @@ class Training:
             return self.stopped_by(e.signum)
         except CommandError as e:
             self.checkpoint()
-            print(f"error: scoring after epoch {self.epoch} failed: {e}\ntraining is kept: {self.what_is_kept()}; "
-                  f"once fixed, continue with: {resume_command(self.s.run_dir)}", file=sys.stderr)
+            print(f"error: scoring after epoch {self.scored_epoch()} failed: {e}\ntraining is kept: "
+                  f"{self.what_is_kept()}; once fixed, continue with: {resume_command(self.s.run_dir)}",
+                  file=sys.stderr)
             return e.status
         finally:
             signals.immediate = False
         self.evaluated_at = self.iteration
         return None
+
+    def scored_epoch(self):
+        """The epoch of the last iteration done, counted from 1: the one just ended, or the one a run ends in."""
+        return self.epoch if self.batch == 0 else self.epoch + 1
 
     # ---- checkpoints and the end ----
 

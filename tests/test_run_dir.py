@@ -16,6 +16,7 @@ from dcgan_mnist import checkpoints, run
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist.sampler import TrainedGenerator
 from dcgan_mnist.train import main
+from dcgan_mnist.vis import sample_names
 
 TRAIN_PY = os.path.join(ROOT, "train.py")
 FOREVER = ["--max-iterations", "100000", "--n-epochs", "100000"]  # a run that trains until it is stopped
@@ -127,7 +128,7 @@ def test_a_moved_run_resumed_from_another_folder_trains_on_its_own_data(tmp_path
     assert run_dir_metrics(b / "run") == run_dir_metrics(reference)
     saved = json.loads((b / "run" / "settings.json").read_text())
     assert saved["data_dir"] == str(a / "data") and saved["vis_dir"] == str(a / "vis")
-    assert len(os.listdir(a / "vis")) == 4 and not os.path.exists(b / "vis")
+    assert len(sample_names(a / "vis")) == 4 and not os.path.exists(b / "vis")
 
 
 def test_other_data_under_a_run_is_refused_and_a_new_place_of_the_same_data_is_taken(mnist_dir, tmp_path, capsys):

@@ -16,6 +16,7 @@ from dcgan_mnist.model import AUGMENTS, D_OUTPUTS, DCGAN, LOSSES, TRANSLATE_PIXE
 from dcgan_mnist.tools import compare, evaluate, generate, shapes
 from dcgan_mnist.train import main as train_main
 from dcgan_mnist.util import OneHot
+from dcgan_mnist.vis import sample_names
 
 
 def source(tensor):
@@ -316,7 +317,7 @@ def test_a_g_average_run_trains_as_without_resumes_exactly_and_draws_its_grids_w
         if name in without:
             np.testing.assert_array_equal(without[name], value, err_msg=name)
     # Grid 0 comes after a D update, when the averages still equal G's weights; the later ones differ.
-    vis = {name: sorted(os.listdir(repaired_runs / f"vis-{name}")) for name in ("averaged", "two-fixes")}
+    vis = {name: sample_names(repaired_runs / f"vis-{name}") for name in ("averaged", "two-fixes")}
     assert vis["averaged"] == vis["two-fixes"] == [f"sample_000{i}.jpg" for i in range(4)]
     same = [(repaired_runs / "vis-averaged" / f).read_bytes() == (repaired_runs / "vis-two-fixes" / f).read_bytes()
             for f in vis["averaged"]]
@@ -452,8 +453,8 @@ def test_a_translate_run_is_recorded_resumes_exactly_and_changes_what_d_sees(mni
     assert json.loads((tmp_path / "split" / "settings.json").read_text())["augment"] == "translate"
     whole = run_dir_metrics(tmp_path / "whole")
     assert run_dir_metrics(tmp_path / "split") == whole and len(whole) == 20
-    assert sorted(os.listdir(tmp_path / "vis-split")) == sorted(os.listdir(tmp_path / "vis-whole"))
-    for name in os.listdir(tmp_path / "vis-whole"):
+    assert sample_names(tmp_path / "vis-split") == sample_names(tmp_path / "vis-whole")
+    for name in sample_names(tmp_path / "vis-whole"):
         assert (tmp_path / "vis-split" / name).read_bytes() == (tmp_path / "vis-whole" / name).read_bytes()
     # The same seed without the switch: the same first D step sees other images, so P(real) differs from there.
     assert train_main(tiny_args(mnist_dir, tmp_path, "unmoved", *flags, "--max-iterations", "20")) == 0

@@ -20,6 +20,7 @@ from dcgan_mnist.model import tf
 from dcgan_mnist.sampler import TrainedGenerator
 from dcgan_mnist.tools import plot
 from dcgan_mnist.train import main
+from dcgan_mnist.vis import sample_names
 
 NUMBER = r"-?\d+(\.\d+)?(e[-+]\d+)?"
 
@@ -33,7 +34,8 @@ def checkpoint_names(run_dir):
 
 
 def vis_bytes(vis_dir):
-    return {name: (vis_dir / name).read_bytes() for name in sorted(os.listdir(vis_dir))}
+    """The grids in ``vis_dir`` (not its marker of the runs that wrote them, which names each run's folder)."""
+    return {name: (vis_dir / name).read_bytes() for name in sample_names(vis_dir)}
 
 
 def run_script(args, cwd, **kwargs):
@@ -63,7 +65,7 @@ def test_python_train_py_prints_the_original_lines_and_writes_vis(mnist_dir, tmp
         assert re.fullmatch("Average P\\(real\\)= " + NUMBER, block[4])
         assert re.fullmatch("Average P\\(gen\\)= " + NUMBER, block[5])
     # step 2: samples at iterations 0, 2, 4 -> numbers 0, 1, 2, in ./vis as the original
-    assert sorted(os.listdir(tmp_path / "vis")) == ["sample_0000.jpg", "sample_0001.jpg", "sample_0002.jpg"]
+    assert sample_names(tmp_path / "vis") == ["sample_0000.jpg", "sample_0001.jpg", "sample_0002.jpg"]
     with Image.open(tmp_path / "vis" / "sample_0002.jpg") as im:
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (56, 56)  # 2x2 grid of 28x28
     (run_dir,) = os.listdir(tmp_path / "runs")  # default run dir: runs/<timestamp>
@@ -94,7 +96,7 @@ def test_resume_continues_exactly(mnist_dir, tmp_path, capsys):
     second = capsys.readouterr().out
     assert first + second == whole
     assert run_dir_metrics(tmp_path / "split") == run_dir_metrics(tmp_path / "whole")
-    assert len(os.listdir(tmp_path / "vis-whole")) == 10
+    assert len(sample_names(tmp_path / "vis-whole")) == 10
     assert vis_bytes(tmp_path / "vis-split") == vis_bytes(tmp_path / "vis-whole")
 
 
@@ -460,7 +462,7 @@ def test_eval_every_epoch_also_scores_a_run_that_ends_mid_epoch(mnist_dir, tmp_p
     assert main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "20", "--eval-every-epoch",
                           "--judge-dir", str(tmp_path / "judges"))) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
-    assert [(row["iteration"], row["epoch"]) for row in rows] == [(14, 1), (19, 1)]
+    assert [(row["iteration"], row["epoch"]) for row in rows] == [(14, 1), (19, 2)]
     assert all(0 <= row["generated"]["judge_accuracy"] <= 1 for row in rows)
     # plot reads what the run wrote.
     capsys.readouterr()

@@ -12,7 +12,10 @@ library (``train``, ``evaluate_run``) directly. --jobs N starts a local cluster 
 of whose TensorFlow sessions gets its share of the cores; --scheduler ADDRESS uses a running Dask scheduler and
 its workers instead, which must see --out (and the data and the judge) at the same paths. A run's chunks and
 scores follow one another, the next chunk once the last score is stored; different runs are independent, so
-N workers train N runs at a time. The client (this process) writes everything in OUT but the run directories:
+N workers train N runs at a time. What a run's tasks print goes into RUN_DIR/tasks.log (each warning also onto the
+console, once), and after each score the client writes the run's eval.jsonl, in the format of train.py
+--eval-every-epoch, so that `plot` draws the runs. The client (this process) writes everything else in OUT but the
+run directories:
 
     ablation.json              every score, by run and iteration (what a second invocation skips)
     ablation.md                median and worst seed of each variant at each number of iterations
@@ -20,7 +23,8 @@ N workers train N runs at a time. The client (this process) writes everything in
     grids.png                  each variant's final per-digit grid, one column per variant, one row per seed
 
 Before training it times the model on every worker and prints the plan, the time it should take and the disk
-it needs (--dry-run stops there); while training it prints each task as it ends, with the work left and an ETA.
+it needs (--dry-run stops there); while training it prints one line per task as it ends, with the work left and an
+ETA (on a terminal, a bar of the tasks done under them), and at the end the time taken beside the estimate.
 
 Stopped at any point (Ctrl-C, a killed client or worker), it continues where it stopped when run again with the
 same flags: stored scores are kept and runs resume from their latest checkpoint. A task whose worker died is
@@ -32,6 +36,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import io
 import os
 import socket
 import statistics
@@ -41,11 +46,12 @@ import time
 import numpy as np
 
 from .. import checkpoints, cli, files, run
+from .. import judge as judge_module
 from ..batches import endless_batches, synthetic_data
 from ..cli import POSITIVE_INT, CommandError, duration
 from ..evaluation import evaluate_run, judge_for
 from ..graph import build_training
-from ..load import DataError, resolve_data_dir
+from ..load import DataError, mnist, resolve_data_dir
 from ..metrics import flat_scores, nearest_neighbours, set_sizes
 from ..model import DIM_Y, tf
 from ..records import Events
@@ -96,6 +102,11 @@ RETRIES = 2
 # The cost probe: timed iterations after one untimed D and G step, and the nearest-neighbour search it times.
 PROBE_ITERATIONS = 4
 PROBE_QUERIES, PROBE_REFERENCES = 500, 1000
+# Adam steps of the judge the probe times (after two untimed ones), when the judge is not cached yet.
+PROBE_JUDGE_STEPS = 20
+# What a run's tasks print (its compact lines, train.py's resume and done messages, the scores' warnings): into
+# RUN_DIR/TASK_LOG, so that the console shows one line per task; each warning is also shown once on the console.
+TASK_LOG = "tasks.log"
 WRITER_POLL_SECONDS = 2
 # How --scheduler may be written: tcp://HOST:PORT (the default when no scheme is given) or tls://HOST:PORT.
 SCHEDULER_SCHEMES = ("tcp", "tls")
@@ -218,6 +229,16 @@ def metrics(run_dir):
     return files.read_metrics(run_dir)
 
 
+def write_eval_log(run_dir, scores):
+    """RUN_DIR/eval.jsonl, as train.py --eval-every-epoch writes it, of the run's ``scores`` ({budget: report}), so
+    that ``plot`` draws an ablation's runs: each line is the scores after ``budget`` iterations, under the last of
+    them and its epoch (counting from 1) from metrics.jsonl. Written whole from ablation.json's scores each time."""
+    epochs = {record["iteration"]: record["epoch"] for record in metrics(run_dir)}
+    lines = [cli.dumps({"iteration": int(budget) - 1, "epoch": epochs[int(budget) - 1], **scores_of(report)})
+             for budget, report in sorted(scores.items(), key=lambda item: int(item[0]))]
+    run.write_atomically(os.path.join(run_dir, files.EVAL_FILE), "".join(line + "\n" for line in lines))
+
+
 # ---- the tasks, run by the workers ----
 
 @dataclasses.dataclass(frozen=True)
@@ -263,11 +284,34 @@ def wait_for_other_writer(run_dir):
         time.sleep(WRITER_POLL_SECONDS)
 
 
+@contextlib.contextmanager
+def into_task_log(spec, said):
+    """Send what the task prints into the run's TASK_LOG, and its warning lines into the list ``said`` as well. A
+    worker runs one task at a time (a thread each), so redirecting sys.stdout and sys.stderr is the task's alone."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        text = captured.getvalue()
+        said += [line for line in text.splitlines() if line.startswith("warning:")]
+        os.makedirs(spec.run_dir, exist_ok=True)
+        with open(os.path.join(spec.run_dir, TASK_LOG), "a") as log:
+            log.write(text)
+
+
 def train_chunk(spec, budget, data_dir):
     """Train the run to iteration ``budget`` from wherever its run directory is: a fresh run when it has no
     checkpoint (also over what a killed attempt left), else a resume of its newest one. Returns what was done:
     {"trained": iterations, "seconds", "step_seconds"}, or {"stopped": {"status", "iteration"}} when a loss went
-    non-finite."""
+    non-finite. Each result also lists the warnings the task printed ("warnings")."""
+    said = []
+    with into_task_log(spec, said):
+        result = train_chunk_quietly(spec, budget, data_dir)
+    return {**result, "warnings": said}
+
+
+def train_chunk_quietly(spec, budget, data_dir):
     wait_for_other_writer(spec.run_dir)
     done = iterations_done(spec.run_dir)
     if done > budget:
@@ -283,8 +327,8 @@ def train_chunk(spec, budget, data_dir):
         if status == EXIT_NOT_FINITE:  # the run cannot go on; the ablation can
             return {"stopped": {"status": status, "iteration": metrics(spec.run_dir)[-1]["iteration"]}}
         if status:
-            raise CommandError(f"training {spec.run_dir} to iteration {budget} ended with status {status} (its "
-                               f"message is in the worker's log)")
+            raise CommandError(f"training {spec.run_dir} to iteration {budget} ended with status {status}: its "
+                               f"messages are in {os.path.join(spec.run_dir, TASK_LOG)}")
         if iterations_done(spec.run_dir) != budget:
             raise CommandError(f"{spec.run_dir} ends at iteration {iterations_done(spec.run_dir)}, its last epoch, "
                                f"before {budget}: lower --iterations")
@@ -299,6 +343,13 @@ def score_chunk(spec, budget, samples, judge_dir, chunk, judge_ready):
     that its numbers do not depend on the --jobs of the ablation that scores it."""
     if "stopped" in chunk:
         return None
+    said = []
+    with into_task_log(spec, said):
+        result = score_chunk_quietly(spec, budget, samples, judge_dir)
+    return {**result, "warnings": said}
+
+
+def score_chunk_quietly(spec, budget, samples, judge_dir):
     started = time.perf_counter()
     settings = files.load_settings(spec.run_dir, "--out")
     choices = [False, True] if settings.g_average > 0 else [False]
@@ -313,9 +364,11 @@ def probe(values):
     """This worker's pace on a run of the settings ``values``, timed on synthetic batches in the training graph
     train.py builds: seconds per training iteration, to build the graph and start its session, per sampled image
     (drawn in batches of visualize_dim, as scores draw them) and per (query, reference) pair of the
-    nearest-neighbour search; and the bytes of a checkpoint without the averages of G's weights and of those
-    averages: its variables, which are the weights, Adam's two moments of each, the averages and the loop's state
-    (but for the data order, 8 bytes per training image, which a run of the real data adds)."""
+    nearest-neighbour search and per Adam step of training the judge; and the bytes of a checkpoint without the
+    averages of G's weights and of those averages: its variables, which are the weights, Adam's two moments of each,
+    the averages and the loop's state (but for the data order, 8 bytes per training image, which a run of the real
+    data adds). Every chunk of training is a new session, whose first D and G steps TensorFlow prepares on their first
+    run: those two steps are timed on their own."""
     s = Settings(**resolve_switches(values))
     rng = np.random.RandomState(0)
     with tf.Graph().as_default():
@@ -330,6 +383,7 @@ def probe(values):
             feed = endless_batches(*synthetic_data(4 * s.batch_size, rng), s.batch_size, s.dim_z)
             for iteration in range(PROBE_ITERATIONS + 2):
                 if iteration == 2:  # after one D and one G step, whose first runs TensorFlow prepares
+                    first_steps_seconds = time.perf_counter() - started - build_seconds
                     started = time.perf_counter()
                 training.iterate(session, iteration, *next(feed), k=s.k, after_update=False)
             iteration_seconds = (time.perf_counter() - started) / PROBE_ITERATIONS
@@ -346,8 +400,18 @@ def probe(values):
     started = time.perf_counter()
     nearest_neighbours(rng.rand(PROBE_QUERIES, 784), rng.rand(PROBE_REFERENCES, 784))
     pair_seconds = (time.perf_counter() - started) / (PROBE_QUERIES * PROBE_REFERENCES)
-    return {"iteration_seconds": iteration_seconds, "build_seconds": build_seconds, "image_seconds": image_seconds,
-            "pair_seconds": pair_seconds, "average_bytes": average_bytes,
+    judge = judge_module.Judge(None, judge_module.TRAINING, info=None, threads=s.threads, restore=False)
+    try:
+        images, labels = rng.randint(256, size=(256, 784)).astype(np.uint8), rng.randint(DIM_Y, size=256)
+        judge_module.fit(judge, images, labels, {**judge_module.TRAINING, "steps": 2})
+        started = time.perf_counter()
+        judge_module.fit(judge, images, labels, {**judge_module.TRAINING, "steps": PROBE_JUDGE_STEPS})
+        judge_step_seconds = (time.perf_counter() - started) / PROBE_JUDGE_STEPS
+    finally:
+        judge.close()
+    return {"iteration_seconds": iteration_seconds, "build_seconds": build_seconds,
+            "first_steps_seconds": first_steps_seconds, "image_seconds": image_seconds,
+            "pair_seconds": pair_seconds, "judge_step_seconds": judge_step_seconds, "average_bytes": average_bytes,
             "checkpoint_bytes": total_bytes - (average_bytes if s.g_average > 0 else 0)}
 
 
@@ -414,18 +478,23 @@ def size(n):
 
 class Pace:
     """The seconds the work left takes on the workers: from the probe until tasks have ended, then from the time
-    the ended ones took (a training chunk's time includes building its graph and writing its checkpoint)."""
+    the ended ones took (a training chunk's time includes building its graph and writing its checkpoint), and the
+    judge's training before the first score when it is not cached (``judge_steps`` of it)."""
 
-    def __init__(self, probes, samples, valid_size, workers):
-        def mean(key):
-            return statistics.mean(p[key] for p in probes)
+    def __init__(self, probes, samples, valid_size, workers, judge_steps=0):
+        def mean(key, default=None):
+            return statistics.mean(p[key] if default is None else p.get(key, default) for p in probes)
         self.iteration, self.build = mean("iteration_seconds"), mean("build_seconds")
+        # A chunk builds its graph and prepares its first steps (a probe given by hand may leave those out).
+        self.chunk = self.build + mean("first_steps_seconds", 0.0)
         nearest_pairs = valid_size * sum(set_sizes(samples))
         # A score restores the generator, draws the samples and searches their nearest neighbours once per set of
         # G's weights; the real images' references are searched once. The judge's share is left out: it is small.
         self.per_weights = self.build + samples * mean("image_seconds") + nearest_pairs * mean("pair_seconds")
         self.per_score = nearest_pairs * mean("pair_seconds")
+        self.judge = judge_steps * mean("judge_step_seconds") if judge_steps else 0
         self.workers = workers
+        self.started, self.estimated = time.perf_counter(), None
         self.trained = self.training_seconds = 0
         self.weights_scored = self.scoring_seconds = 0
 
@@ -434,13 +503,14 @@ class Pace:
         self.training_seconds += result["seconds"]
 
     def scored(self, result):
+        self.judge = 0  # the judge is ready once a score is done
         self.weights_scored += result["weights_scored"]
         self.scoring_seconds += result["seconds"]
 
     def training(self, work):
         if self.trained:
             return sum(w.iterations for w in work) * self.training_seconds / self.trained
-        return sum(w.iterations * self.iteration + w.chunks * self.build for w in work)
+        return sum(w.iterations * self.iteration + w.chunks * self.chunk for w in work)
 
     def scoring(self, work):
         if self.weights_scored:
@@ -448,27 +518,61 @@ class Pace:
         return sum(w.scores * (self.per_score + w.weights * self.per_weights) for w in work)
 
     def wall(self, work):
-        """The seconds of the work on the workers at once, each training one run (a run's tasks follow one
-        another, so fewer runs than workers leave some idle)."""
+        """The seconds of the work on the workers at once, each training one run: the work shared among them, but
+        no less than the longest run's, whose tasks follow one another (the judge's training is a task too)."""
         busy = [w for w in work if w.chunks or w.scores]
         if not busy:
             return 0
-        return (self.training(busy) + self.scoring(busy)) / min(self.workers, len(busy))
+        runs = [self.training([w]) + self.scoring([w]) for w in busy]
+        return max((sum(runs) + self.judge) / self.workers, max(runs))
 
     def eta(self, work):
         return duration(self.wall(work))
 
     def summary(self):
-        """What this invocation did, and how fast."""
+        """What this invocation did, how fast, and how long against the estimate."""
         trained = (f"trained {self.trained} iterations at {self.trained / self.training_seconds:.2f} it/s per worker"
                    if self.trained else "trained nothing")
         scored = (f"scored {self.weights_scored} times, {self.scoring_seconds / self.weights_scored:.1f} s each"
                   if self.weights_scored else "scored nothing")
-        return f"{trained}, {scored}"
+        took = duration(time.perf_counter() - self.started)
+        return f"{trained}, {scored}; took {took}, estimated {duration(self.estimated or 0)}"
 
 
 def say(text):
     print(f"ablate: {text}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """The console while the tasks run: one line per task as it ends and each warning of the tasks once; on a
+    terminal, a bar of the tasks done under the lines."""
+
+    def __init__(self, tasks):
+        self.tasks, self.done, self.warned = tasks, 0, set()
+        self.bar = sys.stderr.isatty()
+
+    def task(self, text):
+        self.done += 1
+        self.say(text)
+
+    def warn(self, warnings):
+        for warning in warnings:
+            if warning not in self.warned:
+                self.warned.add(warning)
+                self.say(warning[len("warning: "):] if warning.startswith("warning: ") else warning, "warning")
+
+    def say(self, text, kind="ablate"):
+        if self.bar:
+            sys.stderr.write("\r\x1b[K")  # the bar's line, cleared for the text
+        print(f"{kind}: {text}", file=sys.stderr, flush=True)
+        if self.bar:
+            filled = round(30 * self.done / max(1, self.tasks))
+            sys.stderr.write(f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.tasks} tasks")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.bar:
+            sys.stderr.write("\n")
 
 
 @contextlib.contextmanager
@@ -599,8 +703,14 @@ class Ablation:
                 self.ablate(client, pace)
             say(pace.summary())
         self.write_grids()
-        say(f"done: {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}; tensorboard --logdir "
-            f"{self.out}")
+        scored = [spec for spec in self.runs if self.record.entry(spec.variant, spec.seed)["scores"]]
+        for spec in scored:  # also the runs an ablation of a version without eval.jsonl scored
+            write_eval_log(spec.run_dir, self.record.entry(spec.variant, spec.seed)["scores"])
+        tensorboard = cli.shell_command(cli.installed_command("tensorboard"), "--logdir", self.out)
+        plot = cli.shell_command(*cli.program("plot"), *(spec.run_dir for spec in scored), "--out",
+                                 os.path.join(self.out, "curves.png"))
+        say(f"done: {os.path.join(self.out, TABLE_FILE)}, {os.path.join(self.out, GRIDS_FILE)}\n"
+            f"  curves:      {plot}\n  TensorBoard: {tensorboard}")
         return 0
 
     def estimate(self, client):
@@ -611,12 +721,16 @@ class Ablation:
         probes = client.gather([client.submit(probe, first.settings, workers=[worker], allow_other_workers=False,
                                               pure=False, key=f"probe-{worker}-{self.tag}")
                                 for worker in client.nthreads()])
-        pace = Pace(probes, a.samples, a.valid_size, workers=sum(client.nthreads().values()))
+        pace = Pace(probes, a.samples, a.valid_size, workers=sum(client.nthreads().values()),
+                    judge_steps=0 if self.judge_cached() else judge_module.TRAINING["steps"])
         left = self.work.values()
+        pace.estimated = pace.wall(left)
+        judge = f", {duration(pace.judge)} to train the judge (once)" if pace.judge else ""
         say(f"timed on {cli.counted(len(probes), 'worker')}: {pace.iteration:.3f} s per iteration, {pace.build:.1f} s "
-            f"to build a run's graph, about {pace.per_score + pace.per_weights:.0f} s per score; estimated "
-            f"{duration(pace.training(left))} of training and {duration(pace.scoring(left))} of scoring: "
-            f"{pace.eta(left)} on {cli.counted(pace.workers, 'worker thread')}")
+            f"to build a run's graph ({pace.chunk:.1f} s with its first steps), about "
+            f"{pace.per_score + pace.per_weights:.0f} s per score{judge}; estimated {duration(pace.training(left))} of "
+            f"training and {duration(pace.scoring(left))} of scoring: {pace.eta(left)} on "
+            f"{cli.counted(pace.workers, 'worker thread')}")
         checkpoint, average = probes[0]["checkpoint_bytes"], probes[0]["average_bytes"]
         averaged = sum(spec.averaged for spec in self.runs)
         sizes = [f"{len(self.runs) - averaged} x {size(checkpoint)}"] * (averaged < len(self.runs)) + \
@@ -626,6 +740,17 @@ class Ablation:
             f"besides the runs' logs and grids")
         return pace
 
+    def judge_cached(self):
+        """Whether the judge of the ablation's data is trained already (data still to download has none)."""
+        a = self.args
+        try:
+            arrays = mnist(resolve_data_dir(a.dataset, a.data_dir, download=False))
+        except DataError:
+            return False
+        trX, teX, trY, teY = arrays
+        return os.path.isdir(judge_module.cache_dir(a.judge_dir or judge_module.default_root(), a.dataset,
+                                                    trX, trY, teX, teY))
+
     def ablate(self, client, pace):
         """Submit every run's next chunk and its score; as each task ends, store what it gave and submit the run's
         next chunk. A chunk starts only once the score before it is stored: it replaces the run's one checkpoint,
@@ -634,6 +759,7 @@ class Ablation:
 
         a = self.args
         self.client, self.pace, self.tasks, self.pending = client, pace, distributed.as_completed(), {}
+        self.progress = Progress(sum(w.chunks + w.scores for w in self.work.values()))
         self.data = client.submit(find_data, a.dataset, a.data_dir, key=f"data-{self.tag}", retries=RETRIES)
         self.judge = client.submit(prepare_judge, a.dataset, self.data, a.judge_dir, self.threads,
                                    key=f"judge-{self.tag}", retries=RETRIES)
@@ -654,6 +780,7 @@ class Ablation:
                 elif result is not None:
                     self.scored(spec, budget, result)
         finally:
+            self.progress.close()
             for events in self.events.values():
                 events.close()
 
@@ -674,29 +801,35 @@ class Ablation:
 
     def trained(self, spec, budget, result):
         entry, work = self.record.entry(spec.variant, spec.seed), self.work[spec.name]
+        self.progress.warn(result["warnings"])
         if "stopped" in result:
             entry["stopped"] = result["stopped"]
             self.record.save()
             self.write_table()
+            self.progress.tasks -= work.chunks + work.scores - 1  # this run's other tasks will not come
             self.work[spec.name] = Work(0, 0, 0, work.weights)
-            say(f"{spec.name} stopped at iteration {result['stopped']['iteration']}: a loss went non-finite; the "
-                f"other runs go on")
+            self.progress.task(f"{spec.name} stopped at iteration {result['stopped']['iteration']}: a loss went "
+                               f"non-finite; the other runs go on")
             return
         entry["step_seconds"] = result["step_seconds"]
         self.pace.trained_chunk(result)
         work.iterations -= result["trained"]
         work.chunks -= result["trained"] > 0
-        if result["trained"]:
-            say(f"{spec.name}: trained to {budget} ({result['trained']} iterations, {duration(result['seconds'])}); "
-                f"ETA {self.pace.eta(self.work.values())}")
+        if not result["trained"]:
+            self.progress.done += 1  # the run was there already: nothing to say
+        else:
+            self.progress.task(f"{spec.name}: trained to {budget} ({result['trained']} iterations, "
+                               f"{duration(result['seconds'])}); ETA {self.pace.eta(self.work.values())}")
 
     def scored(self, spec, budget, result):
         entry, work = self.record.entry(spec.variant, spec.seed), self.work[spec.name]
+        self.progress.warn(result["warnings"])
         report = result["report"]
         entry["scores"][str(budget)] = report
         if result["latest_weights"] is not None:
             entry.setdefault("latest_weights_scores", {})[str(budget)] = result["latest_weights"]
         self.record.save()
+        write_eval_log(spec.run_dir, entry["scores"])
         self.submit_next(spec)
         if spec.name not in self.events:
             self.events[spec.name] = Events(os.path.join(self.out, "tensorboard", spec.variant,
@@ -708,10 +841,10 @@ class Ablation:
         work.scores -= 1
         left = self.work.values()
         generated = report["generated"]
-        say(f"{spec.name} at {budget}: judge accuracy {generated['judge_accuracy']:.3f}, Frechet "
-            f"{generated['frechet']:.1f}, NND {generated['nearest_neighbour'][-1]['nnd']:.2f}; left: "
-            f"{sum(w.iterations for w in left)} iterations to train, {sum(w.scores for w in left)} to score, ETA "
-            f"{self.pace.eta(left)}")
+        self.progress.task(f"{spec.name} at {budget}: judge accuracy {generated['judge_accuracy']:.3f}, Frechet "
+                           f"{generated['frechet']:.1f}, NND {generated['nearest_neighbour'][-1]['nnd']:.2f}; left: "
+                           f"{sum(w.iterations for w in left)} iterations to train, {sum(w.scores for w in left)} to "
+                           f"score, ETA {self.pace.eta(left)}")
 
     def write_table(self):
         run.write_atomically(os.path.join(self.out, TABLE_FILE), table(self.record.data))

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .. import cli
+from .. import cli, load
 from ..batches import batches_per_epoch, endless_batches, synthetic_data
 from ..cli import POSITIVE_INT, CommandError, dumps, parser, run_command
 from ..graph import build_training
@@ -67,10 +67,13 @@ def build_parser():
     model_flags(p)
     add_flags(p, ["log_every", "data_dir", "valid_size", "threads", "seed"],
               log_every={"help": "compact mode: iterations between evaluated (logged) iterations"},
-              data_dir={"help": "time on the MNIST-format files in this folder (default: synthetic uint8 data, "
-                                f"{SYNTHETIC_IMAGES} images)"},
+              data_dir={"help": "time on the MNIST-format files in this folder (default: data/, as train.py, "
+                                "when it holds MNIST; else synthetic data)"},
               valid_size={"help": "with --data-dir: training images held out, as train.py does"},
               seed={"default": 0, "help": "seeds the weights, the data order and z"})
+    p.add_argument("--synthetic", action="store_true",
+                   help=f"time on synthetic uint8 data ({SYNTHETIC_IMAGES} images, the original's training split) "
+                        f"instead of the data a run would use")
     p.add_argument("--against", choices=list(RECIPES), default=None,
                    help="also time this recipe (in fp32), side by side in the same process: the same batches and "
                         "initial weights, the two taking turns every iteration; adds the ratios of the first to it")
@@ -199,15 +202,18 @@ def matmul_peak(threads):
 
 def bench(args):
     np.random.seed(args.seed)
-    if args.data_dir is None:
+    # The data a run would use: --data-dir, else data/ when it holds MNIST; synthetic when asked or there is none.
+    default_has_mnist = args.data_dir is None and not load.missing_files(load.data_dir)
+    if args.synthetic or not (args.data_dir or default_has_mnist):
         trX, trY = synthetic_data(SYNTHETIC_IMAGES, np.random)
-        data = f"synthetic data ({SYNTHETIC_IMAGES} images)"
+        why = "--synthetic" if args.synthetic else f"{load.data_dir} holds no MNIST; --data-dir DIR times real data"
+        data = f"synthetic data ({SYNTHETIC_IMAGES} images; {why})"
     else:
         try:
             trX, _, _, trY, _, _ = load_dataset("mnist", args.data_dir, args.valid_size, download=False)
         except DataError as e:
             raise CommandError(f"--data-dir: {e}") from None
-        data = f"{args.data_dir} ({len(trY)} training images)"
+        data = f"MNIST in {args.data_dir or load.data_dir} ({len(trY)} training images)"
     if batches_per_epoch(len(trY), args.batch_size) == 0:
         raise CommandError(f"{len(trY)} training images make no full batch of --batch-size {args.batch_size}")
 

@@ -1,23 +1,50 @@
-"""Turn the training run's sample series (vis/sample_NNNN.jpg) into one animated GIF.
+"""Turn a training run's sample series (vis/sample_NNNN.jpg) into one animated GIF.
 
     python -m dcgan_mnist gif --vis-dir vis --out progress.gif
+    python -m dcgan_mnist gif --run runs/RUN --out progress.gif
+
+A folder holding the grids of more than one run (vis/.run says which run wrote which, vis.py) is refused: --run
+animates the grids of that run alone, found in the vis_dir its settings.json records.
 """
 import os
-import re
 
 from PIL import Image
 
-from .. import cli
+from .. import cli, files
 from ..settings import add_flags
 from ..util import ensure_dir, save_picture
+from ..vis import describe, owners, sample_names
 
-SAMPLE_NAME = re.compile(r"sample_(\d+)\.jpg")
+
+def folder_grids(vis_dir):
+    """The grids of --vis-dir, refused when they are more than one run's."""
+    runs, unnamed = owners(vis_dir)
+    if len(runs) + bool(unnamed) > 1:
+        held = [f"{cli.counted(len(own), 'grid')} of {describe(entry)}" for entry, own in runs]
+        held += [f"{cli.counted(len(unnamed), 'grid')} no run is named for ({', '.join(unnamed[:3])}"
+                 f"{', ...' if len(unnamed) > 3 else ''})"] * bool(unnamed)
+        newest = runs[-1][0]["run_dir"] if runs else None
+        raise cli.CommandError(f"--vis-dir {vis_dir!r} holds the grids of more than one run: {'; '.join(held)}. One "
+                               f"animation of them would mix the runs: pass --run RUN_DIR to animate one run's grids"
+                               + (f" (e.g. --run {newest})" if newest else "") + ", or delete the others")
+    return sample_names(vis_dir)
 
 
-def sample_files(vis_dir):
-    """Paths of vis_dir's sample_N.jpg in the order N counts (past 9999 the names outgrow %04d)."""
-    numbered = [(int(m.group(1)), name) for name in os.listdir(vis_dir) if (m := SAMPLE_NAME.fullmatch(name))]
-    return [os.path.join(vis_dir, name) for _, name in sorted(numbered)]
+def run_grids(run_dir):
+    """(vis_dir, the grids of the run ``run_dir`` still there): its vis_dir from settings.json, its grids from the
+    folder's marker (all of them when no run is named there: a run of a version without the marker)."""
+    vis_dir = files.load_settings(run_dir, "--run").vis_dir
+    if not os.path.isdir(vis_dir):
+        raise cli.CommandError(f"--run {run_dir!r}: its grids' folder {vis_dir} (vis_dir in its {files.SETTINGS_FILE}) "
+                               f"is not there")
+    runs, unnamed = owners(vis_dir)
+    if not runs:
+        return vis_dir, unnamed
+    mine = [own for entry, own in runs if entry["run_dir"] == os.path.abspath(run_dir)]
+    if not mine:
+        raise cli.CommandError(f"--run {run_dir!r}: none of the grids in {vis_dir} are this run's; they are "
+                               f"{'; '.join(describe(entry) for entry, _ in runs)}'s, written over this run's")
+    return vis_dir, mine[-1]
 
 
 def read_frame(path):
@@ -40,7 +67,11 @@ def read_frame(path):
 def build_parser():
     p = cli.parser("python -m dcgan_mnist gif",
                    "Make an animated GIF with one frame per vis/sample_N.jpg, in training order, looping forever.")
-    add_flags(p, ["vis_dir"], vis_dir={"help": "folder of the sample_N.jpg grids written during training"})
+    source = p.add_mutually_exclusive_group()
+    add_flags(source, ["vis_dir"], vis_dir={"help": "folder of the sample_N.jpg grids written during training (refused "
+                                                    "when it holds more than one run's)"})
+    source.add_argument("--run", metavar="RUN_DIR",
+                        help="animate this run's grids alone, from the vis_dir its settings.json records")
     p.add_argument("--duration", type=cli.POSITIVE_INT.parse, default=200, help="milliseconds each frame is shown")
     p.add_argument("--out", required=True, metavar="FILE.gif", help="the animated GIF to write (ends in .gif)")
     return p
@@ -56,12 +87,17 @@ def make_gif(argv):
     # save_picture takes the format from the name, and this command promises a GIF.
     if os.path.splitext(args.out)[1].lower() != ".gif":
         parser.error(f"--out {args.out!r}: the animation is written as a GIF, so the file name must end in .gif")
-    if not os.path.isdir(args.vis_dir):
+    if args.run is not None:
+        vis_dir, names = run_grids(args.run)
+    elif not os.path.isdir(args.vis_dir):
         raise cli.CommandError(f"--vis-dir {args.vis_dir!r} is not a folder")
-    paths = sample_files(args.vis_dir)
-    if not paths:
-        raise cli.CommandError(f"--vis-dir {args.vis_dir!r} has no sample_N.jpg files; train first "
-                               f"(train.py writes one every --step iterations)")
+    else:
+        vis_dir, names = args.vis_dir, folder_grids(args.vis_dir)
+    if not names:
+        where = f"--run {args.run!r}: {vis_dir}" if args.run is not None else f"--vis-dir {vis_dir!r}"
+        raise cli.CommandError(f"{where} has no sample_N.jpg files; train first (train.py writes one every --step "
+                               f"iterations)")
+    paths = [os.path.join(vis_dir, name) for name in names]
 
     frames = [read_frame(path) for path in paths]
     for path, frame in zip(paths, frames):
@@ -75,5 +111,6 @@ def make_gif(argv):
         save_picture(frames[0], args.out, save_all=True, append_images=frames[1:], duration=args.duration, loop=0)
     except OSError as e:
         raise cli.CommandError(f"could not write --out {args.out!r}: {e.strerror}") from None
-    print(f"wrote {args.out}: one frame per sample file of {args.vis_dir} ({len(frames)}), {args.duration} ms each")
+    whose = f" of {args.run}" if args.run is not None else ""
+    print(f"wrote {args.out}: one frame per sample file{whose} in {vis_dir} ({len(frames)}), {args.duration} ms each")
     return 0

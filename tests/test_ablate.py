@@ -21,10 +21,11 @@ from PIL import Image
 
 from dcgan_mnist import judge as judge_module
 from dcgan_mnist import run
+from dcgan_mnist.ablation import report as ablate_report
 from dcgan_mnist.load import mnist
 from dcgan_mnist.model import tf
 from dcgan_mnist.sampler import TrainedGenerator
-from dcgan_mnist.tools import ablate, ablate_report
+from dcgan_mnist.tools import ablate
 from dcgan_mnist.util import OneHot, tile_grid
 
 JUDGE_STEPS = 60  # a judge that is quick to train; the scores only need to be the same judge's

@@ -336,10 +336,15 @@ def test_unwritable_target_is_a_data_error(tmp_path, mirror):
     assert str(e.value).startswith(f"{not_a_folder}: cannot download into it")
 
 
-def test_load_dataset_downloads_mnist_into_a_missing_folder(mirror, tmp_path, monkeypatch):
+def test_load_dataset_downloads_mnist_into_an_empty_folder_and_names_a_missing_one(mirror, tmp_path, monkeypatch):
     local_download = functools.partial(load.download_mnist, mirrors=[mirror.base + "good/"], hashes=mirror.hashes)
     monkeypatch.setattr(load, "download_mnist", local_download)
     target = str(tmp_path / "new" / "data")
+    # A folder named that is not there is a mistyped --data-dir more often than a place to download into (issue 40).
+    with pytest.raises(DataError, match=f"the folder {target} does not exist"):
+        load.load_dataset("mnist", target, valid_size=15)
+    assert not os.path.exists(target)
+    os.makedirs(target)
     split = load.load_dataset("mnist", target, valid_size=15)
     assert [a.shape for a in split] == [(25, 784), (15, 784), (10, 784), (25,), (15,), (10,)]
     assert sorted(os.listdir(target)) == GZ_NAMES

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_dir_metrics, tiny_args
 
-from dcgan_mnist import augment, checkpoints
+from dcgan_mnist import augment, checkpoints, vis
 from dcgan_mnist.augment import ADJUST_EVERY, AdaptiveStrength, draw_shifts
 from dcgan_mnist.model import tf
 from dcgan_mnist.settings import Settings
@@ -66,7 +66,9 @@ def test_held_at_p_0_a_run_is_the_same_run_as_without_the_switch(mnist_dir, tmp_
     held = run_dir_metrics(tmp_path / "held")
     assert {line.pop("augment_p") for line in held} == {0.0}
     assert held == run_dir_metrics(tmp_path / "plain")
-    for name in sorted(os.listdir(tmp_path / "vis-plain")):
+    grids = vis.sample_names(tmp_path / "vis-plain")
+    assert grids == vis.sample_names(tmp_path / "vis-held") and len(grids) == 6
+    for name in grids:
         assert (tmp_path / "vis-plain" / name).read_bytes() == (tmp_path / "vis-held" / name).read_bytes()
 
 

@@ -169,13 +169,13 @@ def test_resuming_an_older_checkpoint_needs_fork_and_then_keeps_one_history(mnis
 def test_keep_checkpoints_holds_after_an_interruption_and_partial_writes_are_removed(mnist_dir, tmp_path):
     assert main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "7", "--max-iterations", "8", "--checkpoint-every",
                           "2", "--keep-checkpoints", "5")) == 0
-    checkpoints = tmp_path / "run" / "checkpoints"
-    (checkpoints / "ckpt-9.data-00000-of-00001.tempstate123").write_bytes(b"x" * 100)
-    (checkpoints / "ckpt-9.index.tempstate456").mkdir()
+    folder = tmp_path / "run" / "checkpoints"
+    (folder / "ckpt-9.data-00000-of-00001.tempstate123").write_bytes(b"x" * 100)
+    (folder / "ckpt-9.index.tempstate456").mkdir()
     assert main(["--resume", str(tmp_path / "run"), "--max-iterations", "10", "--keep-checkpoints", "2"]) == 0
     assert sorted(os.path.basename(p) for p in checkpoints.complete_checkpoints(str(tmp_path / "run"))) == ["ckpt-10",
                                                                                                    "ckpt-8"]
-    assert not [name for name in os.listdir(checkpoints) if "tempstate" in name]
+    assert not [name for name in os.listdir(folder) if "tempstate" in name]
 
 
 def test_eval_jsonl_keeps_one_line_per_epoch_when_resumed_at_an_epoch_end(mnist_dir, tmp_path, monkeypatch):

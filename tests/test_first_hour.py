@@ -8,6 +8,7 @@ from conftest import TINY
 
 from dcgan_mnist import cli
 from dcgan_mnist.__main__ import main as dcgan_mnist_main
+from dcgan_mnist.ablation import tasks as ablation_tasks
 from dcgan_mnist.tools import gif
 from dcgan_mnist.train import main as train_main
 
@@ -120,7 +121,7 @@ def test_an_ablations_console_is_one_line_per_task_and_plot_draws_its_runs(tmp_p
     for run_dir in runs:
         rows = [json.loads(line) for line in open(os.path.join(run_dir, "eval.jsonl"))]
         assert [(row["iteration"], row["epoch"]) for row in rows] == [(1, 1), (3, 1)]
-        assert "iter 3" in open(os.path.join(run_dir, tasks.TASK_LOG)).read()
+        assert "iter 3" in open(os.path.join(run_dir, ablation_tasks.TASK_LOG)).read()
     assert plot.main([*runs, "--out", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").is_file()
 

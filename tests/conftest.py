@@ -1,9 +1,14 @@
-"""Shared fixtures: small synthetic MNIST-format data sets written as real IDX files."""
+"""Shared fixtures: small synthetic MNIST-format data sets written as real IDX files, the judge's cache kept inside
+the tests' temporary folders, and a tiny trained run made once per test process for the tests that only read it."""
+import contextlib
 import gzip
+import io
 import json
 import os
+import shutil
 import struct
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -62,6 +67,36 @@ def write_mnist(directory, n_train=300, n_test=100, gz=False, seed=0):
     return tr_x, tr_y, te_x, te_y
 
 
+@pytest.fixture(scope="session", autouse=True)
+def judge_cache_in_the_temporary_folders(tmp_path_factory):
+    """$XDG_CACHE_HOME (the judge's default cache) in this test process's temporary folders, also for the processes
+    it starts: no test writes to the user's ~/.cache, and parallel test processes do not share one cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(tmp_path_factory):
+    """A finished tiny run (seed 1, 12 iterations, checkpoints at 4, 8 and 12, the compact log) and its data
+    directory, trained once per test process. Tests that change it work on a copy (copied_run)."""
+    from dcgan_mnist.train import main as train_main
+
+    tmp = tmp_path_factory.mktemp("tiny-run")
+    data_dir = str(tmp / "data")
+    write_mnist(data_dir)
+    assert train_main(tiny_args(data_dir, str(tmp), "run", "--seed", "1", "--max-iterations", "12",
+                                "--checkpoint-every", "4", "--log", "compact")) == 0
+    return tmp / "run", data_dir
+
+
+def copied_run(source, tmp_path):
+    """A copy of the run directory ``source`` in ``tmp_path`` (as run/), for one test to change."""
+    copy = tmp_path / "run"
+    shutil.copytree(source, copy)
+    return copy
+
+
 @pytest.fixture
 def mnist_dir(tmp_path):
     """A data directory with 300 training and 100 test images in the original's raw layout."""
@@ -97,3 +132,65 @@ def write_stand_in(root, edits=()):
     with open(os.path.join(root, "mnist", "model.py"), "w") as f:
         f.write(source)
     return str(root)
+
+
+# ---- a tiny ablation, made once per test process ----
+
+JUDGE_STEPS = 60  # a judge that is quick to train; the scores only need to be the same judge's
+DATA = ["--valid-size", "50", "--batch-size", "16", *TINY_MODEL]
+
+
+def ablate_args(data_dir, out, judges, *extra):
+    # One TensorFlow thread in every run, whatever --jobs: the runs, not just their scores, are then the same.
+    return ["--out", str(out), "--data-dir", data_dir, "--judge-dir", judges, "--variants", "original,repaired",
+            "--seeds", "0", "--iterations", "4", "--eval-every", "2", "--samples", "20", "--threads", "1", *DATA,
+            *extra]
+
+
+def quick_judge(data_dir, judges):
+    """Train a judge of JUDGE_STEPS steps into the folder where the judge of the default training is looked for:
+    the ablation's workers are other processes, which a judge_module.TRAINING patched here would not reach."""
+    from dcgan_mnist import judge as judge_module
+    from dcgan_mnist.load import mnist
+
+    trX, teX, trY, teY = mnist(data_dir)
+    folder = os.path.join(judges, f"mnist-{judge_module.data_hash(judge_module.TRAINING, trX, trY, teX, teY)}")
+    judge_module.train_judge(folder, trX, trY, teX, teY, {**judge_module.TRAINING, "steps": JUDGE_STEPS}).close()
+
+
+def read_record(out):
+    from dcgan_mnist.tools import ablate
+
+    with open(os.path.join(out, ablate.RECORD_FILE)) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def finished_ablation(tmp_path_factory):
+    """A whole tiny ablation with --jobs 1 (two variants, one seed, scored at 2 and 4 iterations) in folder/out: its
+    data and judge folders, its ablation.json, and what it wrote to stderr (said) and stdout (printed)."""
+    from dcgan_mnist.tools import ablate
+
+    folder = tmp_path_factory.mktemp("ablate")
+    data_dir, judges = str(folder / "data"), str(folder / "judges")
+    write_mnist(data_dir)
+    quick_judge(data_dir, judges)
+    said, printed = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(said), contextlib.redirect_stdout(printed):
+        assert ablate.main(ablate_args(data_dir, folder / "out", judges, "--jobs", "1")) == 0
+    return types.SimpleNamespace(folder=folder, data_dir=data_dir, judges=judges, record=read_record(folder / "out"),
+                                 said=said.getvalue(), printed=printed.getvalue())
+
+
+# Fixtures that cost seconds to make (a whole ablation, the migration processes, the switches' runs): with parallel
+# test processes (pytest-xdist, --dist loadgroup) the tests that read one go to one process, which makes it once;
+# the other tests are shared out one by one.
+COSTLY_FIXTURES = ("finished_ablation", "results", "repaired_runs")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in COSTLY_FIXTURES:
+            if name in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(name))

@@ -16,57 +16,26 @@ import time
 import numpy as np
 import psutil
 import pytest
-from conftest import ROOT, TINY_MODEL, run_dir_metrics, write_mnist
+from conftest import DATA, ROOT, ablate_args, read_record, run_dir_metrics
 from PIL import Image
 
-from dcgan_mnist import judge as judge_module
 from dcgan_mnist import run
 from dcgan_mnist.ablation import report as ablate_report
-from dcgan_mnist.load import mnist
 from dcgan_mnist.model import tf
 from dcgan_mnist.sampler import TrainedGenerator
 from dcgan_mnist.tools import ablate
 from dcgan_mnist.util import OneHot, tile_grid
 
-JUDGE_STEPS = 60  # a judge that is quick to train; the scores only need to be the same judge's
-DATA = ["--valid-size", "50", "--batch-size", "16", *TINY_MODEL]
 RUNS = ("original/seed-0", "repaired/seed-0")
 DASK = [sys.executable, "-m", "dask"]  # the `dask` command: `dask scheduler`, `dask worker`
 PATIENCE = 120  # seconds a test waits for a process to reach the point it waits for
 
 
-def ablate_args(data_dir, out, judges, *extra):
-    # One TensorFlow thread in every run, whatever --jobs: the runs, not just their scores, are then the same.
-    return ["--out", str(out), "--data-dir", data_dir, "--judge-dir", judges, "--variants", "original,repaired",
-            "--seeds", "0", "--iterations", "4", "--eval-every", "2", "--samples", "20", "--threads", "1", *DATA,
-            *extra]
-
-
-def quick_judge(data_dir, judges):
-    """Train a judge of JUDGE_STEPS steps into the folder where the judge of the default training is looked for:
-    the ablation's workers are other processes, which a judge_module.TRAINING patched here would not reach."""
-    trX, teX, trY, teY = mnist(data_dir)
-    folder = os.path.join(judges, f"mnist-{judge_module.data_hash(judge_module.TRAINING, trX, trY, teX, teY)}")
-    judge_module.train_judge(folder, trX, trY, teX, teY, {**judge_module.TRAINING, "steps": JUDGE_STEPS}).close()
-
-
-@pytest.fixture(scope="module")
-def ablation(tmp_path_factory):
-    """A whole tiny ablation with --jobs 1 (two variants, one seed, scored at 2 and 4 iterations), its data and
-    judge folder, its ablation.json and what it said."""
-    tmp = tmp_path_factory.mktemp("ablate")
-    data_dir, judges = str(tmp / "data"), str(tmp / "judges")
-    write_mnist(data_dir)
-    quick_judge(data_dir, judges)
-    said = io.StringIO()
-    with contextlib.redirect_stderr(said):
-        assert ablate.main(ablate_args(data_dir, tmp / "out", judges, "--jobs", "1")) == 0
-    return tmp, data_dir, judges, read_record(tmp / "out"), said.getvalue()
-
-
-def read_record(out):
-    with open(os.path.join(out, ablate.RECORD_FILE)) as f:
-        return json.load(f)
+@pytest.fixture
+def ablation(finished_ablation):
+    """The session's finished tiny ablation: its folder, data and judge folder, ablation.json and what it said."""
+    done = finished_ablation
+    return done.folder, done.data_dir, done.judges, done.record, done.said
 
 
 def generated(record):

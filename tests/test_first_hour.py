@@ -95,29 +95,20 @@ def test_a_typo_gets_one_line_saying_what_was_meant(argv, meant, capsys):
     assert f"did you mean {meant}?" in err and len(err.splitlines()) == 1
 
 
-def test_an_ablations_console_is_one_line_per_task_and_plot_draws_its_runs(tmp_path, capsys):
-    from conftest import write_mnist
-    from test_ablate import ablate_args, quick_judge
+def test_an_ablations_console_is_one_line_per_task_and_plot_draws_its_runs(finished_ablation, tmp_path):
+    from dcgan_mnist.tools import plot
 
-    from dcgan_mnist.tools import ablate, plot
-
-    data_dir, judges = str(tmp_path / "data"), str(tmp_path / "judges")
-    write_mnist(data_dir)
-    quick_judge(data_dir, judges)
-    capsys.readouterr()
-    assert ablate.main(ablate_args(data_dir, tmp_path / "out", judges, "--jobs", "1")) == 0
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert captured.out == ""  # the runs' compact lines are in their tasks.log
+    lines = finished_ablation.said.splitlines()
+    assert finished_ablation.printed == ""  # the runs' compact lines are in their tasks.log
     tasks = [line for line in lines if ": trained to " in line or " judge accuracy " in line]
     assert len(tasks) == 8  # 2 runs x (2 chunks + 2 scores)
     warnings = [line for line in lines if line.startswith("warning:")]
     assert len(warnings) == len(set(warnings)) >= 1  # the data's test images are in its training file: said once
     assert not [line for line in lines if line.startswith(("done: ", "resuming ", "  draw digits"))]
-    assert "took " in captured.err and "estimated " in captured.err
+    assert "took " in finished_ablation.said and "estimated " in finished_ablation.said
     tensorboard = next(line for line in lines if "TensorBoard:" in line).split()[1]
     assert os.path.isabs(tensorboard) and os.access(tensorboard, os.X_OK)
-    runs = [str(tmp_path / "out" / "runs" / name / "seed-0") for name in ("original", "repaired")]
+    runs = [str(finished_ablation.folder / "out" / "runs" / name / "seed-0") for name in ("original", "repaired")]
     for run_dir in runs:
         rows = [json.loads(line) for line in open(os.path.join(run_dir, "eval.jsonl"))]
         assert [(row["iteration"], row["epoch"]) for row in rows] == [(1, 1), (3, 1)]

@@ -3,10 +3,9 @@ taken with --accept-damaged-records), a size past its limit is refused with what
 the run's own files. Each a non-zero exit and one line, no traceback."""
 import json
 import os
-import shutil
 
 import pytest
-from conftest import tiny_args
+from conftest import copied_run, tiny_args
 
 from dcgan_mnist import checkpoints, migration_tf1
 from dcgan_mnist import judge as judge_module
@@ -15,24 +14,17 @@ from dcgan_mnist.tools import evaluate, generate, migrate
 from dcgan_mnist.train import main as train_main
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny run of 12 iterations (checkpoints 4, 8, 12) and its data, made once; copy it to damage it."""
-    from conftest import write_mnist
-    tmp = tmp_path_factory.mktemp("odd-inputs")
-    data_dir = str(tmp / "data")
-    write_mnist(data_dir)
-    assert train_main(tiny_args(data_dir, str(tmp), "run", "--seed", "1", "--max-iterations", "12",
-                                "--checkpoint-every", "4", "--log", "compact")) == 0
-    return str(tmp / "run"), data_dir
+@pytest.fixture
+def trained(trained_tiny_run):
+    """The session's tiny run (12 iterations, checkpoints 4, 8, 12) and its data; copy it to damage it."""
+    run_dir, data_dir = trained_tiny_run
+    return str(run_dir), data_dir
 
 
 @pytest.fixture
-def run_copy(trained, tmp_path):
-    source, data_dir = trained
-    copy = tmp_path / "run"
-    shutil.copytree(source, copy)
-    return copy, data_dir
+def run_copy(trained_tiny_run, tmp_path):
+    run_dir, data_dir = trained_tiny_run
+    return copied_run(run_dir, tmp_path), data_dir
 
 
 def one_error(capsys):

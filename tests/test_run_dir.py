@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -68,16 +69,16 @@ def test_two_runs_started_in_the_same_second_get_their_own_directories(mnist_dir
     assert "runs/20260101-000000-2" in capsys.readouterr().err
 
 
-def test_a_second_writer_is_refused_with_the_holders_pid(mnist_dir, tmp_path):
+def test_a_second_writer_is_refused_with_the_holders_pid(mnist_dir, tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     first = start_training(*tiny_args(mnist_dir, tmp_path, "run", "--seed", "1", *FOREVER,
                                       "--log", "compact", "--checkpoint-every", "20"))
     try:
         wait_for(lambda: checkpoints.complete_checkpoints(run_dir))
+        # The second writer is this test's process: the lock is held by another one, the first.
         for flags in (["--resume", run_dir], tiny_args(mnist_dir, tmp_path, "run", "--seed", "1")):
-            second = subprocess.run([sys.executable, TRAIN_PY, *flags], capture_output=True, text=True)
-            assert second.returncode == 1
-            assert f"being written by another training process (PID {first.pid})" in second.stderr
+            assert main(flags) == 1
+            assert f"being written by another training process (PID {first.pid})" in capsys.readouterr().err
         assert first.poll() is None  # the first one trains on, untouched
         first.send_signal(signal.SIGTERM)
         assert first.wait(60) == 143, first.stderr.read()
@@ -225,13 +226,16 @@ def test_readers_of_a_training_run_read_a_whole_checkpoint(mnist_dir, tmp_path):
         trainer.wait(60)
 
 
-def test_printed_commands_run_as_printed_from_another_folder_with_a_space(mnist_dir, tmp_path):
+def test_printed_commands_run_as_printed_from_another_folder_with_a_space(mnist_dir, tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "my runs" / "it's $HOME"
     flags = [*TINY, "--data-dir", mnist_dir, "--run-dir", str(run_dir), "--vis-dir", str(tmp_path / "vis"),
              "--seed", "1", "--max-iterations", "2"]
-    assert subprocess.run([sys.executable, TRAIN_PY, *flags], capture_output=True).returncode == 0
-    refused = subprocess.run([sys.executable, TRAIN_PY, *flags], capture_output=True, text=True)
-    command = re.search(r"continue it with: (.*); or start", refused.stderr).group(1)
+    monkeypatch.setattr(sys, "argv", [TRAIN_PY, *flags])  # in this process, as `python train.py` would start
+    assert main(flags) == 0
+    capsys.readouterr()
+    assert main(flags) == 1  # the directory is used: the refusal prints the command that continues it
+    command = re.search(r"continue it with: (.*); or start", capsys.readouterr().err).group(1)
+    assert command.startswith(shlex.join([sys.executable, TRAIN_PY, "--resume"]) + " ")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, tiny_args
+from conftest import ROOT, copied_run
 
 from dcgan_mnist import settings
 from dcgan_mnist.settings import Evaluation, Settings
@@ -43,24 +43,15 @@ CORRUPTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished tiny run (its settings.json as written) to corrupt copies of."""
-    from conftest import write_mnist
-
-    root = tmp_path_factory.mktemp("settings")
-    data = root / "data"
-    write_mnist(str(data))
-    assert train_main(tiny_args(data, str(root), "run", "--seed", "1", "--max-iterations", "2")) == 0
-    return root / "run"
+@pytest.fixture
+def trained(trained_tiny_run):
+    """The session's finished tiny run (its settings.json as written), to corrupt copies of."""
+    return trained_tiny_run[0]
 
 
 def corrupted_copy(trained, tmp_path, change):
     """A copy of the trained run whose settings.json has ``change(values)`` applied."""
-    import shutil
-
-    run_dir = tmp_path / "copy"
-    shutil.copytree(trained, run_dir)
+    run_dir = copied_run(trained, tmp_path)
     path = run_dir / "settings.json"
     values = json.loads(path.read_text())
     change(values)
@@ -112,7 +103,7 @@ def test_a_field_added_later_takes_the_one_value_older_runs_had(trained, tmp_pat
     assert (loaded.augment_target, loaded.augment_speed) == (Settings().augment_target, Settings().augment_speed)
     # Runs before --keep-best kept no best checkpoint.
     assert loaded.keep_best == "none"
-    assert train_main(["--resume", str(run_dir), "--max-iterations", "3"]) == 0
+    assert train_main(["--resume", str(run_dir), "--max-iterations", "13"]) == 0  # one step past the 12 it had
 
 
 def test_an_unknown_field_and_a_non_object_are_refused(trained, tmp_path, capsys):

@@ -118,17 +118,20 @@ class TrainingGraph:
             return [self.train_op_discrim, self.d_cost] + (self.after_discrim_update if after_update else []) + sign
         return [self.train_op_gen, self.g_cost] + (self.after_gen_update if after_update else [])
 
-    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, after_update=True, augment_p=1.0):
+    def iterate(self, sess, iteration, Xs, Ys, Zs, k=2, after_update=True, augment_p=1.0, run_metadata=None):
         """One iteration. Returns a dict with ``updated`` ('D' or 'G') and the four PRINTED numbers;
         with ``after_update=False`` the post-update numbers are not computed and only the updated net's own
         loss (computed by the update pass) is filled in. Under --augment adaptive, each image D sees is moved with
-        probability ``augment_p``, and a D update also returns ``real_sign``."""
+        probability ``augment_p``, and a D update also returns ``real_sign``. A ``run_metadata`` (tf.RunMetadata)
+        is filled with TensorFlow's full trace of the run (bench --profile)."""
         updated = "G" if np.mod(iteration, k) != 0 else "D"
         feed = {self.Z: Zs, self.Y: Ys, self.image_real: Xs}
         shifts = self.model.draw_shifts(augment_p)
         if shifts is not None:
             feed[self.model.shifts] = shifts
-        values = sess.run(self.fetches(updated, after_update), feed_dict=feed)
+        traced = {} if run_metadata is None else {
+            "options": tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), "run_metadata": run_metadata}
+        values = sess.run(self.fetches(updated, after_update), feed_dict=feed, **traced)
         extra = {}
         if updated == "D" and self.model.real_sign is not None:
             extra["real_sign"] = values.pop()

@@ -3,8 +3,8 @@
 Every layer, constant and variable is the original's; the only additions are that each
 intermediate tensor is recorded in ``DCGAN.layers`` (for the shape and compare tools and tests), that the
 network bodies take their weights and batch size as arguments (so the sampler and the training
-loop reuse one definition), and the opt-in switches ``loss='stable'``, ``d_output``, ``g_average`` and
-``augment``.
+loop reuse one definition), and the opt-in switches ``loss='stable'``, ``d_output``, ``g_average``, ``augment``
+and ``kernels``.
 """
 from .augment import AUGMENTS, TRANSLATE_PIXELS, draw_shifts
 from .lazy_tf import Module
@@ -16,11 +16,17 @@ tf = Module("compat.v1")
 LOSSES = ("clipped", "stable")
 # D's last layer: the original's lrelu(batchnorm(matmul)), lrelu(matmul) or the matmul alone.
 D_OUTPUTS = ("original", "lrelu", "linear")
+# How batchnorm, leaky ReLU and the label maps are computed: original writes them out of element-wise ops as the
+# original does; fused uses TensorFlow's one-op kernels for them (other round-off, the same variables).
+KERNELS = ("original", "fused")
 # Width of the one-hot labels: ten digits (or ten Fashion-MNIST classes).
 DIM_Y = 10
+# The original's batchnorm epsilon and leaky ReLU slope, which the fused kernels keep.
+BATCHNORM_EPSILON = 1e-8
+LEAK = 0.2
 
 
-def batchnormalize(X, eps=1e-8, g=None, b=None):
+def batchnormalize(X, eps=BATCHNORM_EPSILON, g=None, b=None):
     """Normalise with the statistics of this batch only (no running averages)."""
     if X.get_shape().ndims == 4:
         axes, param_shape = [0, 1, 2], [1, 1, 1, -1]
@@ -36,10 +42,47 @@ def batchnormalize(X, eps=1e-8, g=None, b=None):
     return X
 
 
-def lrelu(X, leak=0.2):
+def lrelu(X, leak=LEAK):
     f1 = 0.5 * (1 + leak)
     f2 = 0.5 * (1 - leak)
     return f1 * X + f2 * tf.abs(X)
+
+
+def fused_batchnormalize(X, eps=BATCHNORM_EPSILON):
+    """``batchnormalize`` as one FusedBatchNormV3 op in training mode: this batch's mean and (biased) variance per
+    channel, no running averages, no scale or shift (ones and zeros). A [B, N] tensor goes through it as [B, 1, 1, N]
+    maps, whose per-channel statistics over the batch are the same: one op and its one gradient op where
+    tf.nn.moments and tf.nn.batch_normalization take a dozen. TensorFlow 2.21's wrapper passes the original's 1e-8
+    on (older ones raised every epsilon to 1.001e-5, cuDNN's minimum before cuDNN 7.5), and its CPU kernel uses it."""
+    shape = X.get_shape().as_list()
+    if len(shape) not in (2, 4):
+        raise NotImplementedError
+    channels = shape[-1]
+    maps = X if len(shape) == 4 else tf.reshape(X, [shape[0], 1, 1, channels])
+    normalised, _, _ = tf.nn.fused_batch_norm(maps, tf.ones([channels]), tf.zeros([channels]), epsilon=eps,
+                                              is_training=True)
+    return normalised if len(shape) == 4 else tf.reshape(normalised, shape)
+
+
+def fused_lrelu(X, leak=LEAK):
+    """``lrelu`` as one LeakyRelu op: max(X, leak * X), the same function with other round-off."""
+    return tf.nn.leaky_relu(X, alpha=leak)
+
+
+def multiplied_label_maps(yb, shape):
+    """The labels ``yb`` [B, 1, 1, labels] over maps of ``shape`` [B, H, W, labels] as the original makes them: times
+    a tensor of ones."""
+    return yb * tf.ones(shape)
+
+
+def broadcast_label_maps(yb, shape):
+    """The same maps in one BroadcastTo op, exactly (nothing is multiplied)."""
+    return tf.broadcast_to(yb, shape)
+
+
+# What each --kernels builds batchnorm, leaky ReLU and the label maps with.
+KERNEL_FUNCTIONS = {"original": (batchnormalize, lrelu, multiplied_label_maps),
+                    "fused": (fused_batchnormalize, fused_lrelu, broadcast_label_maps)}
 
 
 def bce(o, t, clip=True):
@@ -92,6 +135,7 @@ class DCGAN():
             d_output="original",
             g_average=0.0,
             augment="none",
+            kernels="original",
             ):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -101,6 +145,8 @@ class DCGAN():
             raise ValueError(f"g_average must be in [0, 1), got {g_average!r}")
         if augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.dim_z = dim_z
@@ -114,6 +160,8 @@ class DCGAN():
         self.d_output = d_output
         self.g_average = g_average
         self.augment = augment
+        self.kernels = kernels
+        self._batchnorm, self._lrelu, self._label_maps = KERNEL_FUNCTIONS[kernels]
         self.shifts = None  # made by build_model
         # (network call, step name, tensor) for every intermediate the original's calls build, in order.
         self.layers = []
@@ -232,29 +280,31 @@ class DCGAN():
             if shift is not None:
                 image = t("translate", translate(image, shift, TRANSLATE_PIXELS))
             yb = t("yb", tf.reshape(Y, tf.stack([batch_size, 1, 1, self.dim_y])))
-            X = t("concat_image_y", tf.concat(axis=3, values=[image, yb*tf.ones([batch_size, 28, 28, self.dim_y])]))
+            X = t("concat_image_y", tf.concat(axis=3, values=[
+                image, self._label_maps(yb, [batch_size, 28, 28, self.dim_y])]))
 
             h1 = t("h1_conv", tf.nn.conv2d(X, W1, strides=[1, 2, 2, 1], padding='SAME'))
-            h1 = t("h1_lrelu", lrelu(h1))
-            h1 = t("h1_concat_y", tf.concat(axis=3, values=[h1, yb*tf.ones([batch_size, 14, 14, self.dim_y])]))
+            h1 = t("h1_lrelu", self._lrelu(h1))
+            h1 = t("h1_concat_y", tf.concat(axis=3, values=[
+                h1, self._label_maps(yb, [batch_size, 14, 14, self.dim_y])]))
 
             h2 = t("h2_conv", tf.nn.conv2d(h1, W2, strides=[1, 2, 2, 1], padding='SAME'))
-            h2 = t("h2_bn", batchnormalize(h2))
-            h2 = t("h2_lrelu", lrelu(h2))
+            h2 = t("h2_bn", self._batchnorm(h2))
+            h2 = t("h2_lrelu", self._lrelu(h2))
             h2 = t("h2_reshape", tf.reshape(h2, [batch_size, -1]))
             h2 = t("h2_concat_y", tf.concat(axis=1, values=[h2, Y]))
 
             h3 = t("h3_matmul", tf.matmul(h2, W3))
-            h3 = t("h3_bn", batchnormalize(h3))
-            h3 = t("h3_lrelu", lrelu(h3))
+            h3 = t("h3_bn", self._batchnorm(h3))
+            h3 = t("h3_lrelu", self._lrelu(h3))
             h3 = t("h3_concat_y", tf.concat(axis=1, values=[h3, Y]))
 
             h4 = t("h4_matmul", tf.matmul(h3, W4))
             # Batchnorm over the [B, 1] scores makes them batch-relative (docs/lessons.md 8).
             if self.d_output == "original":
-                h4 = t("h4_bn", batchnormalize(h4))
+                h4 = t("h4_bn", self._batchnorm(h4))
             if self.d_output != "linear":
-                h4 = t("h4_lrelu", lrelu(h4))
+                h4 = t("h4_lrelu", self._lrelu(h4))
             return h4
 
     def _generate(self, Z, Y, weights, batch_size, base):
@@ -265,21 +315,22 @@ class DCGAN():
             yb = t("yb", tf.reshape(Y, [batch_size, 1, 1, self.dim_y]))
             Z = t("concat_z_y", tf.concat(axis=1, values=[Z, Y]))
             h1 = t("h1_matmul", tf.matmul(Z, W1))
-            h1 = t("h1_bn", batchnormalize(h1))
+            h1 = t("h1_bn", self._batchnorm(h1))
             h1 = t("h1_relu", tf.nn.relu(h1))
             h1 = t("h1_concat_y", tf.concat(axis=1, values=[h1, Y]))
 
             h2 = t("h2_matmul", tf.matmul(h1, W2))
-            h2 = t("h2_bn", batchnormalize(h2))
+            h2 = t("h2_bn", self._batchnorm(h2))
             h2 = t("h2_relu", tf.nn.relu(h2))
             h2 = t("h2_reshape", tf.reshape(h2, [batch_size, 7, 7, self.dim_W2]))
-            h2 = t("h2_concat_y", tf.concat(axis=3, values=[h2, yb*tf.ones([batch_size, 7, 7, self.dim_y])]))
+            h2 = t("h2_concat_y", tf.concat(axis=3, values=[h2, self._label_maps(yb, [batch_size, 7, 7, self.dim_y])]))
 
             output_shape_l3 = [batch_size, 14, 14, self.dim_W3]
             h3 = t("h3_deconv", tf.nn.conv2d_transpose(h2, W3, output_shape=output_shape_l3, strides=[1, 2, 2, 1]))
-            h3 = t("h3_bn", batchnormalize(h3))
+            h3 = t("h3_bn", self._batchnorm(h3))
             h3 = t("h3_relu", tf.nn.relu(h3))
-            h3 = t("h3_concat_y", tf.concat(axis=3, values=[h3, yb*tf.ones([batch_size, 14, 14, self.dim_y])]))
+            h3 = t("h3_concat_y", tf.concat(axis=3, values=[
+                h3, self._label_maps(yb, [batch_size, 14, 14, self.dim_y])]))
 
             output_shape_l4 = [batch_size, 28, 28, self.dim_channel]
             return t("h4_deconv", tf.nn.conv2d_transpose(h3, W4, output_shape=output_shape_l4, strides=[1, 2, 2, 1]))

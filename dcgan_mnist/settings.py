@@ -32,7 +32,7 @@ from .cli import (
     choice,
 )
 from .load import DATASETS
-from .model import D_OUTPUTS, LOSSES
+from .model import BATCHNORM_EPSILON, D_OUTPUTS, KERNELS, LEAK, LOSSES
 from .precision import PRECISIONS
 
 # The scores --keep-best can pick the best checkpoint by, and whether the lowest or the highest is best.
@@ -169,6 +169,13 @@ class Settings:
                              "weights, Adam moments, losses and printed numbers float32. Faster, and not the "
                              "original's numbers; on a CPU without AVX-512 oneDNN has no bfloat16 and it stays "
                              "float32 (the run says so)", SPEED, True, before_it_existed="fp32")
+    kernels: str = setting("original", choice(*KERNELS), "original (both recipes'): batchnorm and leaky ReLU "
+                           "written out of element-wise ops, as the original writes them; fused: every batchnorm is "
+                           "TensorFlow's fused batch norm in training mode (this batch's statistics, no running "
+                           f"averages, the original's epsilon {BATCHNORM_EPSILON:g}; a [B, N] layer as [B, 1, 1, N] "
+                           f"maps), leaky ReLU one LeakyRelu op (slope {LEAK:g}) and the label maps broadcast instead "
+                           "of multiplied by ones: fewer ops, other round-off than the original's. The same variables, "
+                           "so its checkpoints have the original's layout", SPEED, True, before_it_existed="original")
 
     def __post_init__(self):
         check_fields(self)
@@ -237,7 +244,7 @@ class Settings:
         return words
 
     def switches(self):
-        """The switches this run was built with: loss, d_output, g_average and augment."""
+        """The switches this run was built with: loss, d_output, g_average, augment and kernels."""
         return {name: getattr(self, name) for name in SWITCHES}
 
     def widths(self):
@@ -293,19 +300,21 @@ def check_fields(settings):
 
 MODEL_WIDTHS = ("dim_z", "dim_W1", "dim_W2", "dim_W3")
 ADAPTIVE_ONLY = ("augment_target", "augment_speed")
-SWITCHES = ("loss", "d_output", "g_average", "augment")
+SWITCHES = ("loss", "d_output", "g_average", "augment", "kernels")
 DEFAULT = Settings()
 # Presets of the switches that fix the original's training flaws (docs/repaired.md): "original" holds each
 # switch's default, "repaired" the combination the ablation measured best.
 RECIPES = {"original": DEFAULT.switches(),
-           "repaired": {"loss": "stable", "d_output": "linear", "g_average": 0.99, "augment": "none"}}
+           "repaired": {"loss": "stable", "d_output": "linear", "g_average": 0.99, "augment": "none",
+                        "kernels": "original"}}
 # Settings that define the run: --resume takes these from the run's settings.json and refuses others.
 RUN_DEFINING = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["defines_run"])
 
 
 def describe_switches(values):
-    """'recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none)': every report's words for
-    a model's switches, from any mapping that holds the recipe and each of SWITCHES (settings.json, a report)."""
+    """'recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none --kernels original)': every
+    report's words for a model's switches, from any mapping that holds the recipe and each of SWITCHES (settings.json,
+    a report)."""
     return f"recipe {values['recipe']} (" + " ".join(switch_words(name, values[name]) for name in SWITCHES) + ")"
 
 

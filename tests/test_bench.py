@@ -139,8 +139,8 @@ def test_bench_against_times_two_recipes_side_by_side(capsys):
 def test_bench_against_prints_both_tables_and_the_ratios(capsys):
     assert bench.main([*SMALL_FLAGS, "--iterations", "2", "--warmup", "1", "--against", "repaired"]) == 0
     out = capsys.readouterr().out
-    assert ("recipe original (--loss clipped --d-output original --g-average 0 --augment none) against recipe "
-            "repaired") in out
+    assert ("recipe original (--loss clipped --d-output original --g-average 0 --augment none --kernels original) "
+            "against recipe repaired") in out
     assert out.count("iterations/second") == 3
     assert re.search(r"^original / repaired: iterations/second [\d.]+, ms per D step [\d.]+, ms per G step [\d.]+$",
                      out, re.M)

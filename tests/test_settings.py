@@ -94,11 +94,11 @@ def test_a_missing_field_is_refused_not_filled_with_todays_default(trained, tmp_
 
 
 def test_a_field_added_later_takes_the_one_value_older_runs_had(trained, tmp_path):
-    assert ADDED_LATER == ["keep_best", "augment", "augment_target", "augment_speed", "precision"]
+    assert ADDED_LATER == ["keep_best", "augment", "augment_target", "augment_speed", "precision", "kernels"]
     run_dir, path = corrupted_copy(trained, tmp_path, lambda values: [values.pop(name) for name in ADDED_LATER])
     loaded = Settings.from_file(str(path))
-    # The only arithmetic before --precision existed, and the only images D saw before --augment.
-    assert (loaded.precision, loaded.augment) == ("fp32", "none")
+    # The only arithmetic before --precision and --kernels existed, and the only images D saw before --augment.
+    assert (loaded.precision, loaded.kernels, loaded.augment) == ("fp32", "original", "none")
     # --augment adaptive's own settings came with it; a run before them had none of its own.
     assert (loaded.augment_target, loaded.augment_speed) == (Settings().augment_target, Settings().augment_speed)
     # Runs before --keep-best kept no best checkpoint.
@@ -144,7 +144,7 @@ def test_settings_check_themselves_wherever_they_are_built():
         Evaluation(samples=1)
     assert Settings().replace(recipe="repaired").switches() == settings.RECIPES["original"]
     assert settings.describe_switches({"recipe": "repaired", **settings.RECIPES["repaired"]}) == (
-        "recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none)")
+        "recipe repaired (--loss stable --d-output linear --g-average 0.99 --augment none --kernels original)")
 
 
 def test_each_flag_is_declared_once_in_the_package():

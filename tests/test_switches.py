@@ -69,7 +69,7 @@ def test_the_defaults_are_the_original():
     s = settings.parse_train_flags([])[0]
     assert (s.recipe, s.loss, s.d_output, s.g_average, s.augment) == ("original", "clipped", "original", 0.0, "none")
     assert settings.RECIPES["original"] == {"loss": "clipped", "d_output": "original", "g_average": 0.0,
-                                            "augment": "none"}
+                                            "augment": "none", "kernels": "original"}
 
 
 @pytest.mark.parametrize("d_output, removed", [("original", []), ("lrelu", ["h4_bn"]),

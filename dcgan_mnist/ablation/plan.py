@@ -22,12 +22,15 @@ VARIANTS = {
     "repaired-bf16-translate": {"recipe": "repaired", "precision": "bf16", "augment": "translate"},
     "repaired-adaptive": {"recipe": "repaired", "augment": "adaptive"},
     "repaired-bf16-adaptive": {"recipe": "repaired", "precision": "bf16", "augment": "adaptive"},
+    "repaired-fused": {"recipe": "repaired", "kernels": "fused"},
+    "repaired-bf16-fused": {"recipe": "repaired", "precision": "bf16", "kernels": "fused"},
 }
 
 
-# bf16 is a speed-up on some machines, not one of the fixes, and --augment answers what a whole 100-epoch run does,
-# not the 3,000 iterations an ablation runs by default: an ablation has them only when asked for by name.
-DEFAULT_VARIANTS = [name for name, changes in VARIANTS.items() if not {"precision", "augment"} & set(changes)]
+# bf16 and the fused kernels are speed-ups, not fixes, and --augment answers what a whole 100-epoch run does, not the
+# 3,000 iterations an ablation runs by default: an ablation has them only when asked for by name.
+DEFAULT_VARIANTS = [name for name, changes in VARIANTS.items()
+                    if not {"precision", "augment", "kernels"} & set(changes)]
 
 
 # The training settings an ablation sets for all its runs; those that define a run must agree between two

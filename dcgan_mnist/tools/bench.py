@@ -12,10 +12,18 @@ they depend on). That is 2 per multiply-add of every MatMul and convolution (for
 backward kernels) plus one per element of the elementwise and reduction ops it knows (Add, Sub, Mul,
 RealDiv, Square, Rsqrt, Mean...); activations (sigmoid, ReLU, abs), concatenations and the Adam
 updates are not counted. The FLOPs per iteration are the average over the timed iterations' runs.
+
+``--profile`` reads where the time goes from TensorFlow's own step stats (RunMetadata of runs traced with
+FULL_TRACE): after the timed iterations, PROFILE_RUNS runs of each kind they made are traced (tracing slows a run,
+so none of them is timed), each node's time is added to its op type, and each kind counts as often as the timed
+iterations made it. The shares are of the ops' summed time, which is more than the wall time where ops overlap on
+several cores.
 """
+import collections
 import math
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -45,6 +53,20 @@ SYNTHETIC_IMAGES = 50000
 # Significant digits of the timings: the table shows what repeated runs agree on, the JSON a little more.
 TABLE_DIGITS = 3
 JSON_DIGITS = 4
+# --profile: runs traced of each kind of Session.run the timed iterations make, and the op types its table shows.
+PROFILE_RUNS = 3
+PROFILE_TOP = 10
+# The op types --profile counts as element-wise: arithmetic one element at a time and the reductions over it, what the
+# original writes batchnorm and leaky ReLU out of, with the ops of their gradients. Not in it: the activations that are
+# one kernel each (Relu, LeakyRelu, Sigmoid and their gradients), the fused batch norm, Cast and the ops that only
+# move data (ConcatV2, Reshape, Tile, BroadcastTo).
+ELEMENT_WISE = frozenset({
+    "Abs", "Add", "AddN", "AddV2", "Maximum", "Mean", "Minimum", "Mul", "Neg", "RealDiv", "Reciprocal", "Rsqrt",
+    "RsqrtGrad", "Select", "SelectV2", "Sign", "Sqrt", "SqrtGrad", "Square", "SquaredDifference", "Sub", "Sum"})
+# A node's timeline label is "NAME = OP(INPUTS)"; oneDNN's kernels are named after the op they replace
+# (_MklNativeConv2D, _MklMatMul) and are counted as that op.
+TIMELINE_OP = re.compile(r" = ([^(\s]+)\(")
+ONEDNN_PREFIX = re.compile(r"^_Mkl(Native)?")
 
 
 def float_operations():
@@ -79,6 +101,12 @@ def build_parser():
                         "initial weights, the two taking turns every iteration; adds the ratios of the first to it")
     p.add_argument("--against-mode", choices=["faithful", "compact"], default=None,
                    help="the mode of the --against side (default: --mode); faithful times the original's loop")
+    p.add_argument("--profile", action="store_true",
+                   help=f"also trace {PROFILE_RUNS} runs of each kind the timed iterations make, after them (a traced "
+                        "run is slower, so they are not timed), and print where the time goes by TensorFlow's own "
+                        "step stats: the op types by share of the ops' time, weighted as the timed iterations ran "
+                        "each kind, the share of Cast ops and of element-wise ones (bench.ELEMENT_WISE); for each "
+                        "side with --against")
     p.add_argument("--peak", action="store_true",
                    help="also measure this machine's plain matmul throughput in fp32 and bf16 (GFLOP/s), and what "
                         "fraction of it the loop reaches")
@@ -108,6 +136,19 @@ def count_flops(fetches):
     with tf.Graph().as_default() as subgraph:
         tf.import_graph_def(graph_def, name="")
         return tf.profiler.profile(subgraph, options=float_operations()).total_float_ops
+
+
+def op_micros(step_stats):
+    """Microseconds by op type of one traced run's ``step_stats``: each node's all_end_rel_micros (from its start to
+    its outputs), on every device. The per-stream records of a GPU trace, which repeat its kernels, are left out."""
+    micros = collections.Counter()
+    for device in step_stats.dev_stats:
+        if "/stream:" in device.device:
+            continue
+        for node in device.node_stats:
+            found = TIMELINE_OP.search(node.timeline_label)
+            micros[ONEDNN_PREFIX.sub("", found.group(1)) if found else "(no label)"] += node.all_end_rel_micros
+    return micros
 
 
 def peak_rss_mb():
@@ -146,11 +187,32 @@ class Timed:
             self.session.run(tf.global_variables_initializer())
         self.step_seconds = {"D": [], "G": []}
 
-    def iterate(self, iteration, batch, evaluate, timed=True):
+    def iterate(self, iteration, batch, evaluate, timed=True, run_metadata=None):
         started = time.perf_counter()
-        out = self.training.iterate(self.session, iteration, *batch, k=DEFAULT.k, after_update=evaluate)
+        out = self.training.iterate(self.session, iteration, *batch, k=DEFAULT.k, after_update=evaluate,
+                                    run_metadata=run_metadata)
         if timed:
             self.step_seconds[out["updated"]].append(time.perf_counter() - started)
+
+    def profile(self, feed):
+        """--profile: op time by op type of PROFILE_RUNS traced runs of each kind the timed iterations made, on
+        batches from ``feed``, each kind weighted by its share of those iterations; the op types most first."""
+        per_iteration = collections.Counter()
+        for kind in sorted(set(self.kinds)):
+            updated, evaluate = kind
+            weight = self.kinds.count(kind) / len(self.kinds) / PROFILE_RUNS
+            for _ in range(PROFILE_RUNS):
+                metadata = tf.RunMetadata()
+                self.iterate(0 if updated == "D" else 1, next(feed), evaluate, timed=False, run_metadata=metadata)
+                for op, micros in op_micros(metadata.step_stats).items():
+                    per_iteration[op] += micros * weight
+        total = sum(per_iteration.values())
+        shares = {op: micros / total for op, micros in per_iteration.most_common()}
+        return {"traced_runs": PROFILE_RUNS * len(set(self.kinds)),
+                "op_ms_per_iteration": significant(total / 1000, JSON_DIGITS),
+                "cast_share": significant(shares.get("Cast", 0.0), JSON_DIGITS),
+                "element_wise_share": significant(sum(shares[op] for op in ELEMENT_WISE & set(shares)), JSON_DIGITS),
+                "op_types": {op: significant(share, JSON_DIGITS) for op, share in shares.items()}}
 
     def result(self, args, seconds):
         """The report of this recipe, ``seconds`` being the time its timed iterations took."""
@@ -162,8 +224,8 @@ class Timed:
             return significant(float(np.median(values)) * 1000, JSON_DIGITS) if values else None
 
         return {
-            "recipe": self.recipe, "loss": self.model.loss, "d_output": self.model.d_output,
-            "g_average": self.model.g_average, "augment": self.model.augment, "precision": self.precision,
+            "recipe": self.recipe, **{name: getattr(self.model, name) for name in SWITCHES},
+            "precision": self.precision,
             "mode": "faithful" if all(evaluate for _, evaluate in self.kinds) else "compact",
             "it_per_s": significant(it_per_s, JSON_DIGITS),
             "ms_d_step": median_ms(self.step_seconds["D"]), "ms_g_step": median_ms(self.step_seconds["G"]),
@@ -242,6 +304,9 @@ def bench(args):
         for recipe in recipes[::1 if i % 2 == 0 else -1]:  # taking turns, so neither always runs first
             recipe.iterate(i, batch, recipe.evaluated(i))
     elapsed = time.perf_counter() - started
+    # Measured before the traced runs, whose traces are held in memory.
+    peak = {"peak_rss_mb": significant(peak_rss_mb(), JSON_DIGITS)}
+    profiles = [recipe.profile(feed) for recipe in recipes] if args.profile else None
     for recipe in recipes:
         recipe.session.close()
 
@@ -250,13 +315,14 @@ def bench(args):
         "batch_size": args.batch_size, "iterations": args.iterations, "warmup": args.warmup, "data": data,
         "device": device_description(), "threads": args.threads, "tensorflow": _tf.__version__,
     }
-    peak = {"peak_rss_mb": significant(peak_rss_mb(), JSON_DIGITS)}
     if len(recipes) == 1:
         results = [recipes[0].result(args, elapsed)]
     else:  # side by side, a recipe's time is the sum of its own steps
         results = [r.result(args, sum(map(sum, r.step_seconds.values()))) for r in recipes]
     for result in results:
         result["computed_in"] = computes_in(result["precision"])
+    for result, profile in zip(results, profiles or []):
+        result["profile"] = profile
     if args.peak:
         peak["machine"] = matmul_peak(args.threads)
         for result in results:
@@ -315,6 +381,8 @@ def print_table(r):
         print(f"  GFLOP per iteration   {shown(x['gflop_per_it'])}  (per run: {runs}; counted from the graph)")
         of_peak = f"  ({100 * x['of_peak']:.0f}% of this machine's {x['computed_in']} matmul)" if "of_peak" in x else ""
         print(f"  achieved GFLOP/s      {shown(x['gflops'])}{of_peak}")
+        if "profile" in x:
+            print_profile(x["profile"])
     print(f"  peak resident memory  {r['peak_rss_mb']:.0f} MB")
     if "machine" in r:
         machine = r["machine"]
@@ -326,6 +394,15 @@ def print_table(r):
                                                                    ("ms_d_step", "ms per D step"),
                                                                    ("ms_g_step", "ms per G step"))
             if key in r["ratios"]))
+
+
+def print_profile(p):
+    print(f"  op time per iteration {shown(p['op_ms_per_iteration'])} ms  (TensorFlow's step stats of "
+          f"{p['traced_runs']} traced runs after the timed ones; ops that overlap on several cores each count)")
+    for op, share in list(p["op_types"].items())[:PROFILE_TOP]:
+        print(f"    {op:<26}{100 * share:5.1f}%")
+    print(f"  Cast ops              {100 * p['cast_share']:.1f}% of the op time")
+    print(f"  element-wise ops      {100 * p['element_wise_share']:.1f}% of the op time  (bench.ELEMENT_WISE)")
 
 
 def command(argv):

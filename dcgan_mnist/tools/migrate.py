@@ -142,6 +142,9 @@ def check_the_twin_computes(s, trained=None):
     if s.augment != "none":
         raise CommandError(f"{origin}--augment {s.augment}; the twin has no --augment (its D sees the images as they "
                            "are): --augment none only")
+    if s.kernels != "original":
+        raise CommandError(f"{origin}--kernels {s.kernels}; the twin writes batchnorm and leaky ReLU out of "
+                           "element-wise ops, as the original does: --kernels original only")
 
 
 def trainer_from_settings(twin, s):

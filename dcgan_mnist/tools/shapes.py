@@ -123,6 +123,14 @@ def explain_reshape(op):
     return [f"{line}: {int(np.prod(source[1:]))} = {'*'.join(map(str, target[1:]))} values per row"]
 
 
+def explain_fused_batch_norm(op):
+    """--kernels fused's batchnorm: the axes its statistics are taken over, read from its data format."""
+    image, layout = shape_of(op.inputs[0]), op.get_attr("data_format").decode()
+    axes = [i for i, letter in enumerate(layout) if letter != "C"]
+    return [f"fused batch norm of {fmt(image)}: mean and variance over {axes_text(axes)}, one of each per channel "
+            f"({image[layout.index('C')]})"]
+
+
 def explain_op(op):
     """Lines of shape arithmetic for one op; [] when the op keeps its input's shape."""
     kind, out = op.type, shape_of(op.outputs[0])
@@ -141,7 +149,11 @@ def explain_op(op):
         if a != b and a and b:  # a scalar operand broadcasts trivially; say nothing
             left, right = (("ones" if is_ones(t) else "") + fmt(shape_of(t)) for t in op.inputs)
             return [f"{left} {BINARY_SYMBOLS[kind]} {right} -> {fmt(out)} ({broadcast_note(a, b, out)})"]
-    explain = {"Reshape": explain_reshape, "Conv2D": explain_conv, "Conv2DBackpropInput": explain_conv_transpose}
+    if kind == "BroadcastTo":  # --kernels fused's label maps
+        source = shape_of(op.inputs[0])
+        return [f"broadcast_to {fmt(source)} -> {fmt(out)} ({broadcast_note(source, out, out)})"]
+    explain = {"Reshape": explain_reshape, "Conv2D": explain_conv, "Conv2DBackpropInput": explain_conv_transpose,
+               "FusedBatchNormV3": explain_fused_batch_norm}
     return explain[kind](op) if kind in explain else []
 
 

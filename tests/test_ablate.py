@@ -291,7 +291,8 @@ def test_a_client_killed_mid_ablation_continues_to_the_same_result(ablation, tmp
                                   env={**os.environ, "PYTHONPATH": ROOT}, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + PATIENCE
-        while not (out / ablate.RECORD_FILE).exists() and time.monotonic() < deadline:
+        while not (out / ablate.RECORD_FILE).exists():
+            assert time.monotonic() < deadline, f"the ablation wrote no {ablate.RECORD_FILE} in {PATIENCE} s"
             time.sleep(0.02)
         workers = psutil.Process(client.pid).children(recursive=True)
     finally:

@@ -188,9 +188,8 @@ def finished_ablation(tmp_path_factory):
 COSTLY_FIXTURES = ("finished_ablation", "results", "repaired_runs")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    for item in items:
-        for name in COSTLY_FIXTURES:
-            if name in item.fixturenames:
-                item.add_marker(pytest.mark.xdist_group(name))
+def pytest_itemcollected(item):
+    # As each test is collected, before pytest-xdist reads the groups (in pytest_collection_modifyitems).
+    for name in COSTLY_FIXTURES:
+        if name in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(name))

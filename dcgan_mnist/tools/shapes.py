@@ -131,6 +131,12 @@ def explain_fused_batch_norm(op):
             f"({image[layout.index('C')]})"]
 
 
+def explain_broadcast_to(op):
+    """--kernels fused's label maps: the labels broadcast over the maps' height and width."""
+    source, out = shape_of(op.inputs[0]), shape_of(op.outputs[0])
+    return [f"broadcast_to {fmt(source)} -> {fmt(out)} ({broadcast_note(source, out, out)})"]
+
+
 def explain_op(op):
     """Lines of shape arithmetic for one op; [] when the op keeps its input's shape."""
     kind, out = op.type, shape_of(op.outputs[0])
@@ -149,11 +155,8 @@ def explain_op(op):
         if a != b and a and b:  # a scalar operand broadcasts trivially; say nothing
             left, right = (("ones" if is_ones(t) else "") + fmt(shape_of(t)) for t in op.inputs)
             return [f"{left} {BINARY_SYMBOLS[kind]} {right} -> {fmt(out)} ({broadcast_note(a, b, out)})"]
-    if kind == "BroadcastTo":  # --kernels fused's label maps
-        source = shape_of(op.inputs[0])
-        return [f"broadcast_to {fmt(source)} -> {fmt(out)} ({broadcast_note(source, out, out)})"]
     explain = {"Reshape": explain_reshape, "Conv2D": explain_conv, "Conv2DBackpropInput": explain_conv_transpose,
-               "FusedBatchNormV3": explain_fused_batch_norm}
+               "FusedBatchNormV3": explain_fused_batch_norm, "BroadcastTo": explain_broadcast_to}
     return explain[kind](op) if kind in explain else []
 
 

@@ -43,6 +43,14 @@ def optimizer(learning_rate, scaled):
     return tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, "dynamic") if scaled else adam
 
 
+def minimized(optimizer, cost, variables, gate):
+    """``optimizer.minimize(cost, var_list=variables, gate_gradients=gate)`` in its two halves, the same ops: the
+    update, and the (gradient, variable) pairs it applies, for the tools that compare gradients to read instead of
+    building them a second time."""
+    gradients = optimizer.compute_gradients(cost, var_list=variables, gate_gradients=gate)
+    return optimizer.apply_gradients(gradients), gradients
+
+
 def model_from_settings(settings, batch_size=None):
     """The DCGAN of ``settings`` (the original's variables, the run's widths and switches), at its batch size
     unless another is given."""
@@ -70,10 +78,10 @@ class TrainingGraph:
         self.discrim_vars = [v for v in tf.trainable_variables() if v.name.startswith('discrim')]
         self.gen_vars = [v for v in tf.trainable_variables() if v.name.startswith('gen')]
         self.scales_losses = scales_losses(precision)
-        self.train_op_discrim = optimizer(learning_rate, self.scales_losses).minimize(
-            self.d_cost, var_list=self.discrim_vars, gate_gradients=GATE)
-        self.train_op_gen = optimizer(learning_rate, self.scales_losses).minimize(
-            self.g_cost, var_list=self.gen_vars, gate_gradients=GATE)
+        self.train_op_discrim, self.discrim_gradients = minimized(
+            optimizer(learning_rate, self.scales_losses), self.d_cost, self.discrim_vars, GATE)
+        self.train_op_gen, self.gen_gradients = minimized(
+            optimizer(learning_rate, self.scales_losses), self.g_cost, self.gen_vars, GATE)
         # --g-average: each G update is followed by the update of G's weight averages, which the sampler draws
         # with. Training reads only G's own weights, so it is the same with or without them.
         average = model.gen_average()

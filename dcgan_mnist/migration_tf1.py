@@ -67,9 +67,10 @@ def tf1_side(request_file):
                                      training.p_real, training.p_gen, training.d_cost, training.g_cost,
                                      training.image_sample)))
         gradients = {}
-        for cost, weights in (("d_cost", model.discrim_weights), ("g_cost", model.gen_weights)):
-            for w, g in zip(weights, tf.gradients(getattr(training, cost), weights)):
-                gradients[f"{cost} by {w.op.name}"] = g
+        for cost, weights, applied in (("d_cost", model.discrim_weights, training.discrim_gradients),
+                                       ("g_cost", model.gen_weights, training.gen_gradients)):
+            by_weight = {v.op.name: g for g, v in applied}  # the gradients the update applies
+            gradients.update((f"{cost} by {w.op.name}", by_weight[w.op.name]) for w in weights)
         slots = {v.op.name: tf.placeholder(v.dtype.base_dtype, v.shape) for v in variables}
         load = tf.group(*[v.assign(slots[v.op.name]) for v in variables])
         with tf.Session(config=training.session_config) as sess:

@@ -76,6 +76,24 @@ def judge_cache_in_the_temporary_folders(tmp_path_factory):
         yield
 
 
+QUICK_JUDGE_STEPS = 30  # a judge that trains in a second: the tests need one judge's scores, not good ones
+
+
+@pytest.fixture(scope="session")
+def quick_judges_folder(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("judges"))
+
+
+@pytest.fixture
+def quick_judges(quick_judges_folder, monkeypatch):
+    """The --judge-dir of quick judges (QUICK_JUDGE_STEPS steps), shared by the tests of this test process: the
+    judge of a data set is trained by the first test that scores with it, and the others load it."""
+    from dcgan_mnist import judge
+
+    monkeypatch.setitem(judge.TRAINING, "steps", QUICK_JUDGE_STEPS)
+    return quick_judges_folder
+
+
 @pytest.fixture(scope="session")
 def trained_tiny_run(tmp_path_factory):
     """A finished tiny run (seed 1, 12 iterations, checkpoints at 4, 8 and 12, the compact log) and its data

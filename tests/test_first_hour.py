@@ -44,13 +44,10 @@ def test_two_runs_in_one_vis_folder_warn_and_gif_tells_them_apart(mnist_dir, tmp
     assert json.loads((vis / ".run").read_text())["runs"][-1]["grids"] == [f"sample_000{n}.jpg" for n in range(3)]
 
 
-def test_epochs_count_from_1_in_the_resume_message_and_the_scores(mnist_dir, tmp_path, capsys, monkeypatch):
-    from dcgan_mnist import judge
-
-    monkeypatch.setitem(judge.TRAINING, "steps", 30)
+def test_epochs_count_from_1_in_the_resume_message_and_the_scores(mnist_dir, tmp_path, capsys, quick_judges):
     # 15 batches an epoch: iteration 17 is batch 2 of epoch 2, and the run's last score is in epoch 2.
     assert tiny_run(mnist_dir, tmp_path, "run", tmp_path / "vis", "--max-iterations", "17", "--log", "compact",
-                    "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges")) == 0
+                    "--eval-every-epoch", "--judge-dir", quick_judges) == 0
     out = capsys.readouterr().out
     assert "eval after epoch 1 (iteration 14)" in out and "eval after epoch 2 (iteration 16)" in out
     assert "epoch 2 iter 16" in out

@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_dir_metrics, tiny_args
+from conftest import QUICK_JUDGE_STEPS, run_dir_metrics, tiny_args
 
-from dcgan_mnist import augment, checkpoints, vis
+from dcgan_mnist import augment, checkpoints, judge, vis
 from dcgan_mnist.augment import ADJUST_EVERY, AdaptiveStrength, draw_shifts
 from dcgan_mnist.model import tf
 from dcgan_mnist.settings import Settings
@@ -129,22 +129,16 @@ def test_adaptive_settings_without_the_switch_and_other_settings_on_resume_are_r
     assert "--augment-target 0.05 goes with --augment adaptive" in capsys.readouterr().err
 
 
-@pytest.fixture
-def quick_judge(monkeypatch):
-    from dcgan_mnist import judge
-    monkeypatch.setitem(judge.TRAINING, "steps", 30)
-
-
 def eval_rows(run_dir):
     return [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
 
 
 def test_the_best_scored_checkpoint_outlives_the_rotation_and_is_read_by_its_name(mnist_dir, tmp_path, capsys,
-                                                                                   quick_judge):
+                                                                                   quick_judges):
     run_dir = tmp_path / "run"
     # 15 iterations an epoch, scored after each; one rotating checkpoint kept.
     assert train_main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "60", "--n-epochs", "4",
-                                "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges"), "--checkpoint-every",
+                                "--eval-every-epoch", "--judge-dir", quick_judges, "--checkpoint-every",
                                 "5", "--keep-checkpoints", "1", "--log", "compact")) == 0
     rows = eval_rows(run_dir)
     best_row = min(rows, key=lambda row: row["generated"]["frechet"])
@@ -168,13 +162,13 @@ def test_the_best_scored_checkpoint_outlives_the_rotation_and_is_read_by_its_nam
 
 
 def test_a_run_without_a_best_says_how_to_get_one_and_judge_accuracy_picks_the_highest(mnist_dir, tmp_path, capsys,
-                                                                                       quick_judge):
+                                                                                       quick_judges):
     assert train_main(tiny_args(mnist_dir, tmp_path, "plain", "--seed", "2", "--max-iterations", "3")) == 0
     assert generate.main(["--checkpoint", str(tmp_path / "plain" / "best"), "--out", str(tmp_path / "x.png")]) == 1
     assert "the run has no best checkpoint (one is kept when it is trained with --eval-every-epoch" in \
         capsys.readouterr().err
     assert train_main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "45",
-                                "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges"),
+                                "--eval-every-epoch", "--judge-dir", quick_judges,
                                 "--keep-best", "judge_accuracy")) == 0
     rows = eval_rows(tmp_path / "run")
     best = max(rows, key=lambda row: row["generated"]["judge_accuracy"])  # the first of equals: only better replaces
@@ -185,11 +179,11 @@ def test_a_run_without_a_best_says_how_to_get_one_and_judge_accuracy_picks_the_h
     assert "--keep-best frechet: the run's best checkpoint" in capsys.readouterr().err
 
 
-def test_a_kill_while_the_best_is_written_leaves_the_previous_best_whole(mnist_dir, tmp_path, quick_judge,
+def test_a_kill_while_the_best_is_written_leaves_the_previous_best_whole(mnist_dir, tmp_path, quick_judges,
                                                                          monkeypatch):
     run_dir = tmp_path / "run"
     flags = tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--eval-every-epoch", "--judge-dir",
-                      str(tmp_path / "judges"), "--keep-best", "judge_accuracy")
+                      quick_judges, "--keep-best", "judge_accuracy")
     assert train_main(flags + ["--max-iterations", "15"]) == 0
     first = json.loads((run_dir / "best.json").read_text())
     # Every score beats the last, and the process dies after the new best's files, before best.json names them.
@@ -204,18 +198,17 @@ def test_a_kill_while_the_best_is_written_leaves_the_previous_best_whole(mnist_d
     assert json.loads((run_dir / "best.json").read_text()) == first
     assert checkpoints.Run(str(run_dir / "best")).iteration == first["iteration"]
     monkeypatch.undo()
-    from dcgan_mnist import judge
-    monkeypatch.setitem(judge.TRAINING, "steps", 30)
+    monkeypatch.setitem(judge.TRAINING, "steps", QUICK_JUDGE_STEPS)
     # The next start of the run removes what the killed write left.
     assert train_main(["--resume", str(run_dir), "--max-iterations", "16"]) == 0
     assert not [n for n in os.listdir(run_dir / "checkpoints") if n.startswith("best-30")]
     assert checkpoints.Run(str(run_dir / "best")).iteration == first["iteration"]
 
 
-def test_a_damaged_best_record_is_named(mnist_dir, tmp_path, capsys, quick_judge):
+def test_a_damaged_best_record_is_named(mnist_dir, tmp_path, capsys, quick_judges):
     run_dir = tmp_path / "run"
     assert train_main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "15",
-                                "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges"))) == 0
+                                "--eval-every-epoch", "--judge-dir", quick_judges)) == 0
     record = json.loads((run_dir / "best.json").read_text())
     for damage in ("{", json.dumps({**record, "iteration": 3}), json.dumps({**record, "score": "loss"})):
         (run_dir / "best.json").write_text(damage)
@@ -233,12 +226,12 @@ def test_a_run_from_an_older_version_keeps_no_best_until_asked():
     assert Settings.__dataclass_fields__["keep_best"].metadata["before_it_existed"] == "none"
 
 
-def test_plot_draws_p_beside_the_scores_of_an_adaptive_run(mnist_dir, tmp_path, capsys, quick_judge):
+def test_plot_draws_p_beside_the_scores_of_an_adaptive_run(mnist_dir, tmp_path, capsys, quick_judges):
     from PIL import Image
 
     from dcgan_mnist.tools import plot
     assert train_main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "6", "--max-iterations", "30", *RECIPE, *FAST,
-                                "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges"))) == 0
+                                "--eval-every-epoch", "--judge-dir", quick_judges)) == 0
     assert plot.main([str(tmp_path / "run"), "--out", str(tmp_path / "curves.png")]) == 0
     assert Image.open(tmp_path / "curves.png").size == (1650, 420)
     strength = plot.read_strength(str(tmp_path / "run"))

@@ -8,7 +8,6 @@ import pytest
 from conftest import copied_run, tiny_args
 
 from dcgan_mnist import checkpoints, migration_tf1
-from dcgan_mnist import judge as judge_module
 from dcgan_mnist.cli import CommandError
 from dcgan_mnist.tools import evaluate, generate, migrate
 from dcgan_mnist.train import main as train_main
@@ -79,7 +78,7 @@ def test_resume_refuses_a_run_without_data_record(run_copy, capsys):
 
 
 @pytest.mark.parametrize("damage", ["damaged", "missing"])
-def test_evaluate_and_generate_refuse_a_missing_or_damaged_data_record(run_copy, tmp_path, capsys, monkeypatch,
+def test_evaluate_and_generate_refuse_a_missing_or_damaged_data_record(run_copy, tmp_path, capsys, quick_judges,
                                                                       damage):
     run_dir, _ = run_copy
     damage_sha256(run_dir) if damage == "damaged" else (run_dir / "data.json").unlink()
@@ -93,9 +92,8 @@ def test_evaluate_and_generate_refuse_a_missing_or_damaged_data_record(run_copy,
     assert f"{run_dir / 'data.json'} is {damage}" in error and "generate then draws from the run anyway" in error
     assert generate.main(["--checkpoint", str(run_dir), "--out", str(out), "--accept-damaged-records"]) == 0
     assert out.exists() and "warning: " in capsys.readouterr().err
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 20)
     assert evaluate.main(["--checkpoint", str(run_dir), "--samples", "20", "--accept-damaged-records",
-                          "--judge-dir", str(tmp_path / "judges")]) == 0
+                          "--judge-dir", quick_judges]) == 0
 
 
 def test_accept_damaged_records_goes_with_resume(trained, tmp_path, capsys):

@@ -14,7 +14,6 @@ import pytest
 from conftest import FILES, ROOT, TINY, run_dir_metrics, tiny_args, write_mnist
 
 from dcgan_mnist import checkpoints, run
-from dcgan_mnist import judge as judge_module
 from dcgan_mnist.sampler import TrainedGenerator
 from dcgan_mnist.train import main
 from dcgan_mnist.vis import sample_names
@@ -179,11 +178,10 @@ def test_keep_checkpoints_holds_after_an_interruption_and_partial_writes_are_rem
     assert not [name for name in os.listdir(folder) if "tempstate" in name]
 
 
-def test_eval_jsonl_keeps_one_line_per_epoch_when_resumed_at_an_epoch_end(mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 20)
+def test_eval_jsonl_keeps_one_line_per_epoch_when_resumed_at_an_epoch_end(mnist_dir, tmp_path, quick_judges):
     # 15 batches an epoch; checkpoints at each epoch's end, then that epoch is scored.
     flags = tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "30", "--checkpoint-every", "15",
-                      "--eval-every-epoch", "--judge-dir", str(tmp_path / "judges"))
+                      "--eval-every-epoch", "--judge-dir", quick_judges)
     assert main(flags) == 0
 
     def scored():

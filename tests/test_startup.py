@@ -84,17 +84,33 @@ def test_the_verbose_variable_brings_the_chatter_back(mnist_dir, tmp_path):
     assert INFO_LINE.search(result.stderr), result.stderr
 
 
-def test_compare_can_be_the_first_to_use_tensorflow(tmp_path):
-    """compare swaps sys.modules['tensorflow'] while it imports the original; TensorFlow must be imported first."""
+def test_compare_can_be_the_first_to_use_tensorflow_which_loads_no_keras(tmp_path):
+    """compare swaps sys.modules['tensorflow'] while it imports the original; TensorFlow must be imported first.
+    Neither Keras nor matplotlib is loaded with it, and Keras can still be imported."""
     os.makedirs(tmp_path / "mnist")
     with open(STAND_IN) as source, open(tmp_path / "mnist" / "model.py", "w") as target:
         target.write(source.read())
     code = ("import sys\nfrom dcgan_mnist.tools import compare\nassert 'tensorflow' not in sys.modules\n"
             f"_, module = compare.load_original({str(tmp_path)!r})\n"
-            "assert module.tf is compare.tf and sys.modules['tensorflow'].__name__ == 'tensorflow'\n")
+            "assert module.tf is compare.tf and sys.modules['tensorflow'].__name__ == 'tensorflow'\n"
+            "assert [name for name in sys.modules if name.split('.')[0] in ('keras', 'matplotlib')] == []\n"
+            "import keras\nassert keras.optimizers.Adam\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_eager_keras_import_fails_only_while_tensorflow_loads(monkeypatch):
+    monkeypatch.setattr(lazy_tf, "EAGER_KERAS", "json.never_loaded")
+    with lazy_tf.keras_left_unloaded():
+        with pytest.raises(ImportError, match="json.never_loaded"):
+            __import__("json.never_loaded")
+    assert "json.never_loaded" not in sys.modules
+    monkeypatch.setattr(lazy_tf, "EAGER_KERAS", "json.decoder")
+    loaded = sys.modules["json.decoder"]
+    with lazy_tf.keras_left_unloaded():
+        assert sys.modules["json.decoder"] is loaded
+    assert sys.modules["json.decoder"] is loaded
 
 
 def test_tf_is_v1_graph_mode_on_first_use():

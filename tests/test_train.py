@@ -129,11 +129,9 @@ def settings_json(run_dir):
     return json.loads((run_dir / "settings.json").read_text())
 
 
-def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_path, capsys, monkeypatch):
-    from dcgan_mnist import judge
+def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_path, capsys, quick_judges):
     from dcgan_mnist.tools import evaluate
 
-    monkeypatch.setitem(judge.TRAINING, "steps", 30)
     main(tiny_args(mnist_dir, tmp_path, "reference", "--seed", "4", "--max-iterations", "16"))
     main(tiny_args(mnist_dir, tmp_path, "a", "--seed", "4", "--max-iterations", "8"))
     capsys.readouterr()
@@ -147,7 +145,7 @@ def test_moved_and_copied_runs_use_only_their_own_checkpoints(mnist_dir, tmp_pat
     generator.close()
     capsys.readouterr()
     assert evaluate.main(["--checkpoint", str(tmp_path / "moved"), "--samples", "20", "--json",
-                          "--judge-dir", str(tmp_path / "judges")]) == 0
+                          "--judge-dir", quick_judges]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["run_dir"], report["checkpoint"], report["iterations"]) == (str(tmp_path / "moved"), "ckpt-16", 16)
     # The copy's source is gone; an index written with absolute paths (older versions) still finds its own files.
@@ -454,13 +452,10 @@ def test_help_shows_each_default_once():
     assert "None" not in "".join(helps.values())
 
 
-def test_eval_every_epoch_also_scores_a_run_that_ends_mid_epoch(mnist_dir, tmp_path, capsys, monkeypatch):
-    from dcgan_mnist import judge
-
-    monkeypatch.setitem(judge.TRAINING, "steps", 30)
+def test_eval_every_epoch_also_scores_a_run_that_ends_mid_epoch(mnist_dir, tmp_path, capsys, quick_judges):
     # 15 batches an epoch: scored after epoch 1 (iteration 14) and at the end, mid-epoch 2 (iteration 19).
     assert main(tiny_args(mnist_dir, tmp_path, "run", "--seed", "2", "--max-iterations", "20", "--eval-every-epoch",
-                          "--judge-dir", str(tmp_path / "judges"))) == 0
+                          "--judge-dir", quick_judges)) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
     assert [(row["iteration"], row["epoch"]) for row in rows] == [(14, 1), (19, 2)]
     assert all(0 <= row["generated"]["judge_accuracy"] <= 1 for row in rows)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import checkpoints, cli
 from ..cli import EXIT_USAGE, NON_NEGATIVE_INT, CommandError, dumps, parser
-from ..graph import PRINTED, build_training
+from ..graph import PRINTED, build_training, minimized
 from ..lazy_tf import load_tensorflow
 from ..model import DIM_Y, tf
 from ..parity import LOCKSTEP_RTOL, ONE_PASS_RTOL, aligned_rows, draw_inputs, fmt_shape, measure, row
@@ -176,18 +176,14 @@ def picked(variables, prefix):
 
 class Side:
     """One model in its own graph and session: its tensors by name (BUILD_MODEL_OUTPUTS, SAMPLER_OUTPUTS),
-    variables, recorded layers and the gradients each optimizer uses."""
+    variables, recorded layers and the gradients each optimizer applies (``applied``: the (gradient, variable)
+    pairs of each cost's update, as ``graph.minimized`` gives them)."""
 
-    def __init__(self, graph, tensors, layers, config):
+    def __init__(self, graph, tensors, layers, config, applied):
         self.graph, self.tensors, self.layers = graph, tensors, layers
         with graph.as_default():
-            variables = tf.trainable_variables()
-            self.variables = {var_name(v): v for v in variables}
-            self.gradients = {}
-            for cost, prefix in (("d_cost", "discrim"), ("g_cost", "gen")):
-                chosen = picked(variables, prefix)
-                self.gradients.update(zip([f"{cost}/{var_name(v)}" for v in chosen],
-                                          tf.gradients(tensors[cost], chosen)))
+            self.variables = {var_name(v): v for v in tf.trainable_variables()}
+            self.gradients = {f"{cost}/{var_name(v)}": g for cost, pairs in applied.items() for g, v in pairs}
             init = tf.global_variables_initializer()
         self.session = tf.Session(graph=graph, config=config)
         self.session.run(init)
@@ -209,7 +205,8 @@ class OurSide(Side):
             self.training = build_training(settings.replace(seed=seed, learning_rate=ORIGINAL_LEARNING_RATE,
                                                             visualize_dim=VISUALIZE_DIM))
         super().__init__(graph, {n: getattr(self.training, n) for n in BUILD_MODEL_OUTPUTS + SAMPLER_OUTPUTS},
-                         self.training.model.layers, self.training.session_config)
+                         self.training.model.layers, self.training.session_config,
+                         {"d_cost": self.training.discrim_gradients, "g_cost": self.training.gen_gradients})
 
     def feed(self, inputs):
         # --augment translate: the layers and gradients are compared with every image where it is (no shift), so
@@ -239,16 +236,20 @@ class OriginalSide(Side):
                                        f"values ({', '.join(BUILD_MODEL_OUTPUTS)}) as the original's does")
                 t = dict(zip(BUILD_MODEL_OUTPUTS, outputs))
                 variables = tf.trainable_variables()
-                self.train_op_discrim = tf.train.AdamOptimizer(ORIGINAL_LEARNING_RATE, beta1=ORIGINAL_BETA1).minimize(
-                    t["d_cost"], var_list=picked(variables, "discrim"))
-                self.train_op_gen = tf.train.AdamOptimizer(ORIGINAL_LEARNING_RATE, beta1=ORIGINAL_BETA1).minimize(
-                    t["g_cost"], var_list=picked(variables, "gen"))
+                applied = {}
+                # The original's minimize(cost, var_list=...) with its default gating, in its two halves.
+                self.train_op_discrim, applied["d_cost"] = minimized(
+                    tf.train.AdamOptimizer(ORIGINAL_LEARNING_RATE, beta1=ORIGINAL_BETA1), t["d_cost"],
+                    picked(variables, "discrim"), tf.train.Optimizer.GATE_OP)
+                self.train_op_gen, applied["g_cost"] = minimized(
+                    tf.train.AdamOptimizer(ORIGINAL_LEARNING_RATE, beta1=ORIGINAL_BETA1), t["g_cost"],
+                    picked(variables, "gen"), tf.train.Optimizer.GATE_OP)
                 t.update(zip(SAMPLER_OUTPUTS, model.samples_generator(VISUALIZE_DIM)))
         except CommandError:
             raise
         except Exception as e:
             raise not_original(f"{model_file}: building its graph failed: {type(e).__name__}: {e}") from e
-        super().__init__(graph, t, recorder.layers, session_config())
+        super().__init__(graph, t, recorder.layers, session_config(), applied)
 
     def load_weights(self, values):
         with self.graph.as_default():

@@ -285,7 +285,7 @@ def test_an_ablation_on_a_schedulers_worker_plans_first_and_gives_the_same_score
 def test_a_client_killed_mid_ablation_continues_to_the_same_result(ablation, tmp_path):
     tmp, data_dir, judges, _, _ = ablation
     out = tmp_path / "out"
-    args = ablate_args(data_dir, out, judges, "--jobs", "2")
+    args = ablate_args(data_dir, out, judges, "--jobs", "1")
     with open(tmp_path / "killed.log", "w") as log:
         client = subprocess.Popen([sys.executable, "-m", "dcgan_mnist", "ablate", *args], cwd=tmp_path,
                                   env={**os.environ, "PYTHONPATH": ROOT}, stdout=log, stderr=log)

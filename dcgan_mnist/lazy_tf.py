@@ -36,8 +36,9 @@ DEFAULT_LEVEL = 1  # TensorFlow's scale: 0 everything, 1 no INFO, 2 no WARNING e
 SEVERITIES = "IWEF"  # an absl log line starts with its severity letter; its index is its level on that scale
 ABSL_LINE = re.compile(r"([IWEF])\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
 ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-# What the full tensorflow wheel logs as an error on every machine without a usable GPU.
-NO_GPU_ERROR = "failed call to cuInit"
+# What TensorFlow logs only to say the machine has no GPU: the full wheel's error on every machine without a usable
+# one, and the warning of each traced Session.run (bench --profile) that there was no GPU to trace.
+NO_GPU_LINES = ("failed call to cuInit", "GPU trace was not collected")
 EAGER_KERAS = "keras.src.optimizers"  # the module tensorflow/__init__.py imports inside a try
 
 _tensorflow = None
@@ -67,9 +68,9 @@ def severity(line):
 
 def kept_lines(text, level, no_gpu=False):
     """The lines of ``text`` a user with this TF_CPP_MIN_LOG_LEVEL asked to see: all but absl lines below it,
-    and (``no_gpu``) the CUDA probe's error that only says the machine has no GPU to use."""
+    and (``no_gpu``) the NO_GPU_LINES, which only say the machine has no GPU to use."""
     for line in text.splitlines(keepends=True):
-        if no_gpu and NO_GPU_ERROR in line:
+        if no_gpu and any(notice in line for notice in NO_GPU_LINES):
             continue
         if (found := severity(line)) is None or found >= level:
             yield line
@@ -78,7 +79,7 @@ def kept_lines(text, level, no_gpu=False):
 @contextlib.contextmanager
 def filtered_stderr(level, found=None):
     """Send file descriptor 2 to a temporary file, then write back what ``kept_lines`` keeps (all if the body
-    raised). ``found`` is a dict the body fills: ``found["gpus"] == 0`` drops the no-GPU probe error."""
+    raised). ``found`` is a dict the body fills: ``found["gpus"] == 0`` drops the NO_GPU_LINES."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -110,6 +111,17 @@ def keras_left_unloaded():
     finally:
         if EAGER_KERAS in sys.modules and sys.modules[EAGER_KERAS] is None:
             del sys.modules[EAGER_KERAS]
+
+
+@contextlib.contextmanager
+def no_gpu_notices():
+    """While the body runs, TensorFlow's NO_GPU_LINES stay off stderr on a machine without a GPU (all of its
+    output is kept with DCGAN_MNIST_VERBOSE=1)."""
+    if verbose() or load_tensorflow().config.list_physical_devices("GPU"):
+        yield
+        return
+    with filtered_stderr(min_log_level(), {"gpus": 0}):
+        yield
 
 
 def not_a_deprecation_notice(record):

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from .. import cli, load
+from .. import cli, lazy_tf, load
 from ..batches import batches_per_epoch, endless_batches, synthetic_data
 from ..cli import POSITIVE_INT, CommandError, dumps, parser, run_command
 from ..graph import build_training
@@ -203,7 +203,8 @@ class Timed:
             weight = self.kinds.count(kind) / len(self.kinds) / PROFILE_RUNS
             for _ in range(PROFILE_RUNS):
                 metadata = tf.RunMetadata()
-                self.iterate(0 if updated == "D" else 1, next(feed), evaluate, timed=False, run_metadata=metadata)
+                with lazy_tf.no_gpu_notices():
+                    self.iterate(0 if updated == "D" else 1, next(feed), evaluate, timed=False, run_metadata=metadata)
                 for op, micros in op_micros(metadata.step_stats).items():
                     per_iteration[op] += micros * weight
         total = sum(per_iteration.values())

@@ -154,7 +154,6 @@ def write_stand_in(root, edits=()):
 
 # ---- a tiny ablation, made once per test process ----
 
-JUDGE_STEPS = 60  # a judge that is quick to train; the scores only need to be the same judge's
 DATA = ["--valid-size", "50", "--batch-size", "16", *TINY_MODEL]
 
 
@@ -166,14 +165,14 @@ def ablate_args(data_dir, out, judges, *extra):
 
 
 def quick_judge(data_dir, judges):
-    """Train a judge of JUDGE_STEPS steps into the folder where the judge of the default training is looked for:
+    """Train a judge of QUICK_JUDGE_STEPS steps into the folder where the judge of the default training is looked for:
     the ablation's workers are other processes, which a judge_module.TRAINING patched here would not reach."""
     from dcgan_mnist import judge as judge_module
     from dcgan_mnist.load import mnist
 
     trX, teX, trY, teY = mnist(data_dir)
     folder = os.path.join(judges, f"mnist-{judge_module.data_hash(judge_module.TRAINING, trX, trY, teX, teY)}")
-    judge_module.train_judge(folder, trX, trY, teX, teY, {**judge_module.TRAINING, "steps": JUDGE_STEPS}).close()
+    judge_module.train_judge(folder, trX, trY, teX, teY, {**judge_module.TRAINING, "steps": QUICK_JUDGE_STEPS}).close()
 
 
 def read_record(out):

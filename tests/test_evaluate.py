@@ -331,9 +331,8 @@ def test_reference_uses_all_training_images_when_there_are_fewer_than_samples(qu
 
 # ---- the training hook ----
 
-def test_training_scorer_writes_reuses_the_real_side_and_leaves_numpy_rng_alone(mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
-    s = types.SimpleNamespace(dataset="mnist", data_dir=mnist_dir, judge_dir=str(tmp_path / "judges"), threads=0,
+def test_training_scorer_writes_reuses_the_real_side_and_leaves_numpy_rng_alone(mnist_dir, tmp_path, quick_judges):
+    s = types.SimpleNamespace(dataset="mnist", data_dir=mnist_dir, judge_dir=quick_judges, threads=0,
                               visualize_dim=16, dim_z=8)
     np.random.seed(5)
     data = load_dataset("mnist", mnist_dir, 60, download=False)
@@ -390,13 +389,12 @@ def tiny_run(tmp_path_factory):
                 "--dim-W3", "8", "--visualize-dim", "16", "--valid-size", "80", "--max-iterations", "4",
                 "--seed", "3", "--log", "compact", "--no-download", "--run-dir", run_dir, "--vis-dir",
                 str(tmp / "vis")])
-    return run_dir, data_dir, str(tmp / "judges")
+    return run_dir, data_dir
 
 
-def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, monkeypatch):
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
-    run_dir, data_dir, judges = tiny_run
-    assert evaluate.main(["--checkpoint", run_dir, "--samples", "40", "--json", "--judge-dir", judges]) == 0
+def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, quick_judges):
+    run_dir, data_dir = tiny_run
+    assert evaluate.main(["--checkpoint", run_dir, "--samples", "40", "--json", "--judge-dir", quick_judges]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["iterations"] == 4 and report["checkpoint"] == "ckpt-4"
     assert report["data"]["run_split"] is True
@@ -414,11 +412,10 @@ def test_command_prints_json_scores_of_the_runs_split(tiny_run, capsys, monkeypa
     assert report["real_train"]["nearest_neighbour"] == [{"n": 40, "nnc": nnc, "nnd": nnd}]
 
 
-def test_command_prints_a_table_and_warns_about_overridden_split(tiny_run, capsys, monkeypatch):
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
-    run_dir, _, judges = tiny_run
+def test_command_prints_a_table_and_warns_about_overridden_split(tiny_run, capsys, quick_judges):
+    run_dir, _ = tiny_run
     assert evaluate.main(["--checkpoint", run_dir, "--samples", "300", "--valid-size", "50",
-                          "--judge-dir", judges]) == 0
+                          "--judge-dir", quick_judges]) == 0
     captured = capsys.readouterr()
     assert "not its train/validation split" in captured.err
     assert "NOT the run's split" in captured.out

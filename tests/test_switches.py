@@ -10,7 +10,6 @@ import pytest
 from conftest import TINY_MODEL, TINY_WIDTHS, run_dir_metrics, tiny_args, write_mnist, write_stand_in
 
 from dcgan_mnist import cli, evaluation, settings
-from dcgan_mnist import judge as judge_module
 from dcgan_mnist.graph import TrainingGraph
 from dcgan_mnist.model import AUGMENTS, D_OUTPUTS, DCGAN, LOSSES, TRANSLATE_PIXELS, tf, translate
 from dcgan_mnist.tools import compare, evaluate, generate, shapes
@@ -285,14 +284,12 @@ def test_shapes_and_compare_rebuild_the_runs_switches_from_its_directory(repaire
         capsys.readouterr().out
 
 
-def test_generate_and_evaluate_read_a_repaired_run(repaired_runs, capsys, monkeypatch):
+def test_generate_and_evaluate_read_a_repaired_run(repaired_runs, capsys, quick_judges):
     run_dir = str(repaired_runs / "chunks")
     png = str(repaired_runs / "digits.png")
     assert generate.main(["--checkpoint", run_dir, "--out", png, "--per-digit", "3", "--seed", "1"]) == 0
     assert "digits 0,1,2,3,4,5,6,7,8,9, 3 samples each" in capsys.readouterr().out
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
-    assert evaluate.main(["--checkpoint", run_dir, "--samples", "20", "--json",
-                          "--judge-dir", str(repaired_runs / "judges")]) == 0
+    assert evaluate.main(["--checkpoint", run_dir, "--samples", "20", "--json", "--judge-dir", quick_judges]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["iterations"] == 8 and report["data"]["run_split"] is True
 
@@ -324,7 +321,7 @@ def test_a_g_average_run_trains_as_without_resumes_exactly_and_draws_its_grids_w
     assert same == [True, False, False, False]
 
 
-def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_runs, capsys, monkeypatch):
+def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_runs, capsys, quick_judges):
     def drawn(name, *extra):
         npz = str(repaired_runs / f"{name}{len(extra)}.npz")
         assert generate.main(["--checkpoint", str(repaired_runs / name), "--out", npz[:-4] + ".png",
@@ -339,18 +336,17 @@ def test_generate_and_evaluate_use_the_averages_unless_told_otherwise(repaired_r
     np.testing.assert_array_equal(latest, without)
     assert np.abs(averaged - latest).max() > 1e-3
 
-    monkeypatch.setitem(judge_module.TRAINING, "steps", 60)
     reports = {}
     for extra in ([], ["--latest-weights"]):
         assert evaluate.main(["--checkpoint", str(repaired_runs / "averaged"), "--samples", "20", "--json",
-                              "--judge-dir", str(repaired_runs / "judges"), *extra]) == 0
+                              "--judge-dir", quick_judges, *extra]) == 0
         reports[bool(extra)] = json.loads(capsys.readouterr().out)
     assert reports[False]["g_average"] == reports[True]["g_average"] == 0.9
     assert reports[False]["weights"] == "the average of G's weights (decay 0.9)"
     assert reports[True]["weights"] == "G's latest weights"
     assert reports[False]["generated"]["frechet"] != reports[True]["generated"]["frechet"]
     # Both choices scored on one load of the data and the judge (as ablate does) give the same two reports.
-    options = settings.Evaluation(samples=20, judge_dir=str(repaired_runs / "judges"))
+    options = settings.Evaluation(samples=20, judge_dir=quick_judges)
     both = json.loads(cli.dumps(evaluation.evaluate_run(str(repaired_runs / "averaged"), options, [False, True])))
     assert both == [reports[False], reports[True]]
     assert shapes.main(["--checkpoint", str(repaired_runs / "averaged")]) == 0

@@ -198,15 +198,16 @@ class Timed:
         """--profile: op time by op type of PROFILE_RUNS traced runs of each kind the timed iterations made, on
         batches from ``feed``, each kind weighted by its share of those iterations; the op types most first."""
         per_iteration = collections.Counter()
-        for kind in sorted(set(self.kinds)):
-            updated, evaluate = kind
-            weight = self.kinds.count(kind) / len(self.kinds) / PROFILE_RUNS
-            for _ in range(PROFILE_RUNS):
-                metadata = tf.RunMetadata()
-                with lazy_tf.no_gpu_notices():
-                    self.iterate(0 if updated == "D" else 1, next(feed), evaluate, timed=False, run_metadata=metadata)
-                for op, micros in op_micros(metadata.step_stats).items():
-                    per_iteration[op] += micros * weight
+        with lazy_tf.no_gpu_notices():
+            for kind in sorted(set(self.kinds)):
+                updated, evaluate = kind
+                weight = self.kinds.count(kind) / len(self.kinds) / PROFILE_RUNS
+                for _ in range(PROFILE_RUNS):
+                    metadata = tf.RunMetadata()
+                    self.iterate(0 if updated == "D" else 1, next(feed), evaluate, timed=False,
+                                 run_metadata=metadata)
+                    for op, micros in op_micros(metadata.step_stats).items():
+                        per_iteration[op] += micros * weight
         total = sum(per_iteration.values())
         shares = {op: micros / total for op, micros in per_iteration.most_common()}
         return {"traced_runs": PROFILE_RUNS * len(set(self.kinds)),

@@ -1,5 +1,6 @@
 """files.py: every file a run or an ablation reads is checked field by field, and what is wrong is named, not guessed;
 the commands that read them (plot, ablate) say so in one line. No TensorFlow here."""
+import contextlib
 import http.server
 import json
 import os
@@ -242,6 +243,14 @@ def test_the_samples_of_a_score_have_a_limit_said_with_its_size(tmp_path, capsys
                                        "scored; the limit is 100,000\n")
 
 
+def stop_accepting(listener):
+    """Close a listening socket whose accept() another thread is blocked in: on Linux close() alone does not wake
+    that thread (its join would wait out the timeout), shutdown() does, and accept() then raises OSError."""
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+
+
 @pytest.fixture
 def silent_listener():
     """A socket on 127.0.0.1 that accepts connections and never answers; closed afterwards."""
@@ -257,7 +266,7 @@ def silent_listener():
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
+    stop_accepting(listener)
     for connection in accepted:
         connection.close()
     thread.join(5)
@@ -267,7 +276,7 @@ def silent_listener():
 def http_server():
     """A tiny HTTP server on 127.0.0.1 (not Dask); stopped afterwards."""
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -291,7 +300,7 @@ def babbler():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
+    stop_accepting(listener)
     thread.join(5)
 
 
